@@ -1,0 +1,19 @@
+"""Assets the ETL load emits, one per warehouse table; downstream DAGs schedule on them.
+
+The URI uses a logical host (`warehouse`): the real host is resolved at run time from the Airflow
+connection, and DAG files must not look it up at parse time.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
+
+
+def table_asset(table: str) -> Asset:
+    """The Asset of warehouse table `table`."""
+    return Asset(name=f"ecommerce.{table}", uri=f"postgres://warehouse:5432/ecommerce/public/{table}", group="ecommerce")
+
+
+WAREHOUSE_ASSETS = tuple(table_asset(t) for t in WAREHOUSE_TABLES)

@@ -1,0 +1,66 @@
+"""Shared fixtures: one real PostgreSQL server per test session, a fresh database per module.
+
+The server is the embedded one (include.local_postgres) unless ECOM_TEST_POSTGRES_URL points at
+a server the tests may create databases on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from include import local_postgres
+from include.database import apply_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[local_postgres.LocalServer]:
+    """A running PostgreSQL server, started (and stopped) by the test session."""
+    data_dir = ROOT / ".local" / f"pgtest-{os.getpid()}"
+    server = local_postgres.start(data_dir)
+    try:
+        yield server
+    finally:
+        local_postgres.stop(data_dir)
+        import shutil
+
+        shutil.rmtree(data_dir, ignore_errors=True)
+        (data_dir.parent / f"{data_dir.name}.password").unlink(missing_ok=True)
+
+
+def new_database(server: local_postgres.LocalServer, label: str = "t") -> str:
+    """Create an empty database with a unique name; return its URL."""
+    name = re.sub(r"[^a-z0-9_]", "_", f"{label}_{uuid.uuid4().hex[:8]}".lower())[:60]
+    return local_postgres.create_database(server, name)
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_server: local_postgres.LocalServer, request: pytest.FixtureRequest) -> str:
+    """URL of a database with the warehouse schema, owned by one test module."""
+    url = new_database(pg_server, request.module.__name__.rsplit(".", 1)[-1])
+    with psycopg.connect(url) as conn:
+        apply_schema(conn)
+    return url
+
+
+@pytest.fixture
+def fresh_db(pg_server: local_postgres.LocalServer, request: pytest.FixtureRequest) -> str:
+    """URL of a brand-new database with the warehouse schema, owned by one test."""
+    url = new_database(pg_server, request.node.name)
+    with psycopg.connect(url) as conn:
+        apply_schema(conn)
+    return url
+
+
+@pytest.fixture
+def empty_db(pg_server: local_postgres.LocalServer, request: pytest.FixtureRequest) -> str:
+    """URL of a brand-new database without any table."""
+    return new_database(pg_server, request.node.name)
