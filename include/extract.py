@@ -1,0 +1,486 @@
+"""DataExtractor: read raw files and the products API into staged Parquet parts.
+
+Extraction only checks *structure* (encoding, delimiter, header, column counts, quoting, sizes) and
+stages every record as strings with its line number; the business rules live in transform.py.
+Structural damage fails the whole source with the file, line and problem named: a damaged file
+is never half-read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import hashlib
+import io
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import requests
+
+from include.config_loader import ProductsApiConfig, Settings
+
+log = logging.getLogger(__name__)
+
+LINE_COLUMN = "_line"
+ORDER_COLUMNS = ("order_reference", "customer_email", "product_id", "quantity", "unit_price", "order_date", "status", "payment_method")
+CUSTOMER_COLUMNS = ("email", "first_name", "last_name", "country", "signup_date")
+SESSION_FIELDS = (
+    "session_id", "customer_email", "session_start", "session_end", "pages_viewed", "items_viewed",
+    "items_added_to_cart", "conversion", "device_type", "browser", "ip_address",
+)
+PRODUCT_FIELDS = ("id", "title", "price", "description", "category", "image", "rating_rate", "rating_count")
+CSV_COLUMNS = {"orders": ORDER_COLUMNS, "customers": CUSTOMER_COLUMNS}
+# Optional CSV columns may be absent from the header; required ones may not.
+OPTIONAL_CSV_COLUMNS = {"orders": frozenset({"payment_method"}), "customers": frozenset({"first_name", "last_name", "country", "signup_date"})}
+DELIMITERS = (",", ";", "|", "\t")
+
+
+class InputFileError(ValueError):
+    """A raw input is structurally damaged; the message names file, line, field and value."""
+
+    def __init__(self, file: str, problem: str, line: int | None = None, field: str | None = None, value: str | None = None):
+        self.file, self.problem, self.line, self.field, self.value = file, problem, line, field, value
+        where = file + (f", line {line}" if line is not None else "") + (f", field '{field}'" if field else "")
+        shown = "" if value is None else f" (value: {value[:80]!r}{'…' if len(value) > 80 else ''})"
+        super().__init__(f"{where}: {problem}{shown}")
+
+
+class ApiError(RuntimeError):
+    """The products API failed: `retryable` is False for answers that retrying cannot fix."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ExtractManifest:
+    """What an extraction staged: small enough for XCom."""
+
+    source: str
+    file: str
+    staged_dir: str
+    parts: tuple[str, ...]
+    rows_read: int
+    sha256: str | None
+    detail: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "file": self.file, "staged_dir": self.staged_dir, "parts": list(self.parts),
+                "rows_read": self.rows_read, "sha256": self.sha256, "detail": dict(self.detail)}
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info or query (they may carry credentials)."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    netloc = host + (f":{p.port}" if p.port else "")
+    return urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def detect_encoding(path: Path) -> str:
+    """'utf-8-sig' with a BOM, 'utf-8' when the whole file decodes, else 'latin-1' (never fails)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        f.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8"
+
+
+def _read_header(path: Path, encoding: str) -> str:
+    with path.open("r", encoding=encoding, newline="") as f:
+        line = f.readline(1 << 16)
+    return line.rstrip("\r\n")
+
+
+def _normalise_name(name: str) -> str:
+    return name.strip().strip('"').strip().lower().replace(" ", "_")
+
+
+def detect_delimiter(header: str, expected: Iterable[str]) -> str:
+    """The delimiter that splits `header` into the most expected column names."""
+    wanted = set(expected)
+    best, best_hits = ",", -1
+    for d in DELIMITERS:
+        hits = len(wanted & {_normalise_name(c) for c in header.split(d)})
+        if hits > best_hits:
+            best, best_hits = d, hits
+    return best
+
+
+class ProductsApiClient:
+    """GET a JSON array of products with a timeout, retries with backoff and Retry-After."""
+
+    RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+    def __init__(self, cfg: ProductsApiConfig, session: requests.Session | None = None, sleep: Any = time.sleep):
+        if not cfg.url:
+            raise ValueError("products API URL is not configured")
+        self.cfg = cfg
+        self.url = cfg.url
+        self.session = session or requests.Session()
+        self._sleep = sleep
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                seconds = float(retry_after)
+            except ValueError:
+                parsed = email.utils.parsedate_to_datetime(retry_after)
+                seconds = (parsed - datetime.now(UTC)).total_seconds() if parsed else 0.0
+            return max(0.0, min(seconds, self.cfg.max_backoff_seconds))
+        base = self.cfg.backoff_seconds * (2**attempt)
+        return min(base * (0.5 + random.random() / 2), self.cfg.max_backoff_seconds)  # noqa: S311 - jitter, not crypto
+
+    def fetch(self) -> list[Any]:
+        """The decoded JSON array.
+
+        Raises:
+            ApiError: a 4xx other than 429 (not retryable), a body that is not a JSON array,
+                or retries exhausted on 5xx/429/connection errors/timeouts.
+        """
+        shown = redact_url(self.url)
+        attempts = self.cfg.max_retries + 1
+        last = ""
+        for attempt in range(attempts):
+            retry_after = None
+            try:
+                resp = self.session.get(self.url, timeout=self.cfg.timeout_seconds, headers={"Accept": "application/json"})
+            except (requests.ConnectionError, requests.Timeout) as err:
+                last = f"{type(err).__name__}: {err}"
+            else:
+                if resp.status_code in self.RETRY_STATUS:
+                    last = f"HTTP {resp.status_code}"
+                    retry_after = resp.headers.get("Retry-After")
+                elif resp.status_code >= 400:
+                    raise ApiError(f"products API {shown} answered HTTP {resp.status_code}; not retrying", retryable=False)
+                else:
+                    try:
+                        data = resp.json()
+                    except ValueError as err:
+                        raise ApiError(f"products API {shown} returned a body that is not JSON: {err}", retryable=False) from err
+                    if not isinstance(data, list):
+                        raise ApiError(f"products API {shown} returned JSON {type(data).__name__}, expected an array", retryable=False)
+                    return data
+            if attempt + 1 < attempts:
+                delay = self._delay(attempt, retry_after)
+                log.warning("products API %s: %s (attempt %d/%d); retrying in %.1fs", shown, last, attempt + 1, attempts, delay)
+                self._sleep(delay)
+        raise ApiError(f"products API {shown} failed after {attempts} attempts; last error: {last}", retryable=True)
+
+
+class DataExtractor:
+    """Stage the raw inputs of one run as Parquet parts under `staging_dir/extract/<source>`."""
+
+    def __init__(self, settings: Settings, run_dir: Path):
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+
+    def _fresh_dir(self, source: str) -> Path:
+        d = self.run_dir / "extract" / source
+        if d.exists():
+            shutil.rmtree(d)  # a re-run of the same run replaces its own staging
+        d.mkdir(parents=True)
+        return d
+
+    def _check_file(self, source: str) -> Path | None:
+        path = self.settings.source_path(source)
+        if not path.exists():
+            if self.settings.sources[source].required:
+                raise FileNotFoundError(f"required input for '{source}' not found: {path}")
+            log.info("optional input for '%s' not present (%s); nothing to extract", source, path)
+            return None
+        size = path.stat().st_size
+        if size > self.settings.max_file_bytes:
+            raise InputFileError(path.name, f"file is {size} bytes, larger than extract.max_file_mb ({self.settings.max_file_bytes} bytes)")
+        return path
+
+    def _empty(self, source: str, file: str, out: Path) -> ExtractManifest:
+        return ExtractManifest(source, file, str(out), (), 0, None, {})
+
+    # ---- CSV -------------------------------------------------------------------------------
+    def extract_csv(self, source: str) -> ExtractManifest:
+        """Stage a CSV source (orders, customers).
+
+        Raises:
+            FileNotFoundError: a required file is missing.
+            InputFileError: bad header, wrong column count, unterminated quote, NUL byte, oversize field.
+        """
+        out = self._fresh_dir(source)
+        path = self._check_file(source)
+        if path is None:
+            return self._empty(source, self.settings.sources[source].file, out)
+        name = path.name
+        expected = CSV_COLUMNS[source]
+        encoding = detect_encoding(path)
+        header_line = _read_header(path, encoding)
+        if not header_line.strip():
+            raise InputFileError(name, "file is empty or has no header", line=1)
+        delimiter = detect_delimiter(header_line, expected)
+        header = [_normalise_name(c) for c in header_line.lstrip("\ufeff").split(delimiter)]
+        missing = [c for c in expected if c not in header and c not in OPTIONAL_CSV_COLUMNS[source]]
+        if missing:
+            raise InputFileError(name, f"missing required column(s) {missing}; header has {header}", line=1)
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        if dupes:
+            raise InputFileError(name, f"duplicate column(s) {dupes} in header", line=1)
+
+        invalid: list[tuple[int | None, int, int, str]] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append((row.number, row.expected_columns, row.actual_columns, row.text))
+            return "skip"
+
+        avg_line = max(32, len(header_line) * 2)
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                use_threads=False, encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                column_names=header, skip_rows=1, block_size=int(min(64 << 20, max(1 << 20, self.settings.chunk_size * avg_line))),
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True, newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
+        )
+        parts: list[str] = []
+        rows = 0
+        for batch in self._iter_batches(reader, name, invalid):
+            table = pa.Table.from_batches([batch])
+            self._check_fields(table, name, rows)
+            for col in expected:
+                if col not in table.column_names:
+                    table = table.append_column(col, pa.array([""] * table.num_rows, pa.string()))
+            table = table.select(list(expected))
+            # Line of each record: header is line 1 (exact unless a field spans lines or blank lines precede it).
+            table = table.append_column(LINE_COLUMN, pa.array(range(rows + 2, rows + 2 + table.num_rows), pa.int64()))
+            part = out / f"part-{len(parts):05d}.parquet"
+            pq.write_table(table, part, compression="snappy")
+            parts.append(str(part))
+            rows += table.num_rows
+        detail = {"encoding": encoding, "delimiter": delimiter}
+        log.info("extracted %s: %d rows from %s (encoding %s, delimiter %r) into %d part(s)", source, rows, name, encoding, delimiter, len(parts))
+        return ExtractManifest(source, name, str(out), tuple(parts), rows, _sha256(path), detail)
+
+    def _iter_batches(self, reader: Any, name: str, invalid: list[tuple[int | None, int, int, str]]) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as err:
+                raise InputFileError(name, f"CSV cannot be parsed: {err}") from err
+            if invalid:
+                self._raise_invalid(name, invalid[0])
+            yield batch
+        if invalid:
+            self._raise_invalid(name, invalid[0])
+
+    @staticmethod
+    def _raise_invalid(name: str, row: tuple[int | None, int, int, str]) -> None:
+        number, expected, actual, text = row
+        if number is None or "\n" in text:
+            raise InputFileError(name, "unterminated quoted field (a quote opens and the file ends before it closes)", value=text)
+        raise InputFileError(name, f"expected {expected} fields, found {actual}", line=number, value=text)
+
+    def _check_fields(self, table: pa.Table, name: str, rows_before: int) -> None:
+        limit = self.settings.max_field_chars
+        for col in table.column_names:
+            arr = table.column(col)
+            longest = pc.max(pc.utf8_length(arr)).as_py()
+            if longest is not None and longest > limit:
+                idx = pc.index(pc.greater(pc.utf8_length(arr), limit), True).as_py()
+                raise InputFileError(name, f"field longer than extract.max_field_chars ({longest} > {limit} characters)",
+                                     line=rows_before + 2 + idx, field=col, value=str(arr[idx].as_py())[:40])
+            has_nul = pc.any(pc.match_substring(arr, "\x00")).as_py()
+            if has_nul:
+                idx = pc.index(pc.match_substring(arr, "\x00"), True).as_py()
+                raise InputFileError(name, "NUL byte in field (PostgreSQL text cannot hold it)", line=rows_before + 2 + idx,
+                                     field=col, value=str(arr[idx].as_py()).replace("\x00", "\\0"))
+
+    # ---- JSON ------------------------------------------------------------------------------
+    def extract_sessions(self) -> ExtractManifest:
+        """Stage user_sessions from a JSON array or JSON Lines file.
+
+        Raises:
+            FileNotFoundError: the file is missing.
+            InputFileError: invalid JSON (with line/item), an element that is not an object.
+        """
+        source = "user_sessions"
+        out = self._fresh_dir(source)
+        path = self._check_file(source)
+        if path is None:
+            return self._empty(source, self.settings.sources[source].file, out)
+        records = _iter_json_records(path)
+        parts, rows = self._stage_records(records, SESSION_FIELDS, out, path.name)
+        log.info("extracted %s: %d records from %s into %d part(s)", source, rows, path.name, len(parts))
+        return ExtractManifest(source, path.name, str(out), tuple(parts), rows, _sha256(path), {})
+
+    def extract_products(self, session: requests.Session | None = None) -> ExtractManifest:
+        """Stage products from the API when configured, else from the products file.
+
+        Raises:
+            ApiError: the API failed (see ProductsApiClient.fetch).
+            InputFileError / FileNotFoundError: the file is damaged or missing.
+        """
+        source = "products"
+        out = self._fresh_dir(source)
+        api = self.settings.products_api
+        if api.url:
+            data = ProductsApiClient(api, session=session).fetch()
+            shown = redact_url(api.url)
+            records: Iterator[tuple[int, Any]] = ((i + 1, item) for i, item in enumerate(data))
+            parts, rows = self._stage_records(records, PRODUCT_FIELDS, out, shown, flatten=_flatten_product)
+            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            log.info("extracted products: %d from API %s", rows, shown)
+            return ExtractManifest(source, shown, str(out), tuple(parts), rows, digest, {"origin": "api"})
+        path = self._check_file(source)
+        if path is None:
+            return self._empty(source, self.settings.sources[source].file, out)
+        parts, rows = self._stage_records(_iter_json_records(path), PRODUCT_FIELDS, out, path.name, flatten=_flatten_product)
+        log.info("extracted products: %d from %s", rows, path.name)
+        return ExtractManifest(source, path.name, str(out), tuple(parts), rows, _sha256(path), {"origin": "file"})
+
+    def _stage_records(self, records: Iterable[tuple[int, Any]], fields: tuple[str, ...], out: Path, name: str,
+                       flatten: Any = None) -> tuple[list[str], int]:
+        parts: list[str] = []
+        rows = 0
+        columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw")}
+        lines: list[int] = []
+        limit = self.settings.max_field_chars
+
+        def flush() -> None:
+            nonlocal columns, lines
+            if not lines:
+                return
+            arrays = {f: pa.array(v, pa.string()) for f, v in columns.items()}
+            arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
+            part = out / f"part-{len(parts):05d}.parquet"
+            pq.write_table(pa.table(arrays), part, compression="snappy")
+            parts.append(str(part))
+            columns = {f: [] for f in columns}
+            lines = []
+
+        for line, obj in records:
+            if not isinstance(obj, dict):
+                raise InputFileError(name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)[:80])
+            if flatten:
+                obj = flatten(obj)
+            raw = json.dumps(obj, ensure_ascii=False, default=str)
+            if "\\u0000" in raw:
+                raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
+            for f in fields:
+                value = obj.get(f)
+                text = _to_text(value)
+                if text is not None and len(text) > limit:
+                    raise InputFileError(name, f"field longer than extract.max_field_chars ({len(text)} > {limit})", line=line, field=f,
+                                         value=text[:40])
+                columns[f].append(text)
+            columns["_raw"].append(raw)
+            lines.append(line)
+            rows += 1
+            if len(lines) >= self.settings.chunk_size:
+                flush()
+        flush()
+        return parts, rows
+
+
+def _to_text(value: Any) -> str | None:
+    """Stage a JSON value as text; lists/objects as JSON, booleans as true/false (the transform parses them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _flatten_product(obj: dict[str, Any]) -> dict[str, Any]:
+    rating = obj.get("rating")
+    flat = {k: v for k, v in obj.items() if k != "rating"}
+    if isinstance(rating, dict):
+        flat["rating_rate"] = rating.get("rate")
+        flat["rating_count"] = rating.get("count")
+    return flat
+
+
+def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line-or-item number, object) from a JSON array (streamed) or a JSON Lines file.
+
+    Raises:
+        InputFileError: the JSON is invalid, naming the line (JSON Lines) or item (array).
+    """
+    name = path.name
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding) as f:
+        first = ""
+        while True:
+            ch = f.read(1)
+            if not ch:
+                break
+            if not ch.isspace():
+                first = ch
+                break
+    if first == "":
+        return
+    if first == "[":
+        yield from _iter_json_array(path, encoding)
+    elif first == "{":
+        with path.open("r", encoding=encoding) as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise InputFileError(name, f"invalid JSON Lines record: {err.msg} at column {err.colno}", line=lineno,
+                                         value=line.strip()[:80]) from err
+    else:
+        raise InputFileError(name, f"expected a JSON array or JSON Lines objects, file starts with {first!r}", line=1)
+
+
+def _iter_json_array(path: Path, encoding: str) -> Iterator[tuple[int, Any]]:
+    import ijson
+
+    index = 0
+    with path.open("rb") as raw:
+        stream: Any = raw
+        if encoding == "latin-1":
+            stream = io.BytesIO(path.read_text(encoding="latin-1").encode("utf-8"))  # rare: small legacy files
+        elif encoding == "utf-8-sig":
+            raw.read(3)
+        try:
+            for index, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):  # noqa: B007 - used after loop
+                yield index, item
+        except ijson.JSONError as err:
+            raise InputFileError(path.name, f"invalid JSON after item {index}: {err}", line=None) from err

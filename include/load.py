@@ -1,0 +1,245 @@
+"""DataLoader: the only writer of the warehouse tables.
+
+One transaction per run: take the load lock, apply the schema, COPY every clean file into a
+temporary staging table, upsert parents before children on natural keys (skipping unchanged rows,
+so an identical re-run writes nothing), replace this run's quarantine rows, write the audit ledger,
+refresh customer aggregates, commit. Any failure rolls everything back: a run lands whole or not at all.
+
+Merge semantics (declared per entity in `ENTITIES`): key = natural key; the last occurrence of a key
+in the input wins; an existing row is updated in place only when a value differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from include.database import apply_schema, connect, describe
+from include.transform import CLEAN_COLUMNS, REJECT_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every loader of this warehouse.
+LOAD_LOCK_KEY = 7_300_421_155
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A warehouse table fed by one source: staging column types, natural key, merge columns."""
+
+    source: str
+    table: str
+    key: str
+    staging_types: Mapping[str, str]
+    # Columns written to the table, as SQL expressions over the staging alias `s` (and customers `c`).
+    select: Mapping[str, str]
+    joins_customer: bool = False
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity("products", "products", "product_id",
+           {"product_id": "integer", "name": "text", "description": "text", "price": "numeric(12,2)", "category": "text",
+            "price_tier": "text", "image_url": "text", "rating_rate": "numeric(4,2)", "rating_count": "integer"},
+           {c: f"s.{c}" for c in CLEAN_COLUMNS["products"]}),
+    Entity("customers", "customers", "email",
+           {"email": "text", "first_name": "text", "last_name": "text", "country": "text", "signup_date": "date"},
+           {c: f"s.{c}" for c in CLEAN_COLUMNS["customers"]}),
+    Entity("orders", "orders", "order_reference",
+           {"order_reference": "text", "customer_email": "text", "product_id": "integer", "quantity": "integer",
+            "unit_price": "numeric(12,2)", "total_amount": "numeric(14,2)", "order_date": "timestamptz", "status": "text",
+            "payment_method": "text"},
+           {"order_reference": "s.order_reference", "customer_id": "c.customer_id", "product_id": "s.product_id",
+            "quantity": "s.quantity", "unit_price": "s.unit_price", "total_amount": "s.total_amount", "order_date": "s.order_date",
+            "status": "s.status", "payment_method": "s.payment_method"},
+           joins_customer=True),
+    Entity("user_sessions", "user_sessions", "session_id",
+           {"session_id": "text", "customer_email": "text", "session_start": "timestamptz", "session_end": "timestamptz",
+            "duration_seconds": "integer", "pages_viewed": "integer", "items_viewed": "jsonb", "items_added_to_cart": "jsonb",
+            "items_viewed_count": "integer", "items_added_to_cart_count": "integer", "converted": "boolean", "device_type": "text",
+            "browser": "text", "ip_network": "cidr"},
+           {"session_id": "s.session_id", "customer_id": "c.customer_id", "session_start": "s.session_start",
+            "session_end": "s.session_end", "duration_seconds": "s.duration_seconds", "pages_viewed": "s.pages_viewed",
+            "items_viewed": "s.items_viewed", "items_added_to_cart": "s.items_added_to_cart",
+            "items_viewed_count": "s.items_viewed_count", "items_added_to_cart_count": "s.items_added_to_cart_count",
+            "converted": "s.converted", "device_type": "s.device_type", "browser": "s.browser", "ip_network": "s.ip_network"},
+           joins_customer=True),
+)
+
+_REFRESH_AGGREGATES = """
+WITH o AS (
+    SELECT customer_id, count(*) AS n, sum(total_amount) AS spent, min(order_date) AS first_at, max(order_date) AS last_at
+    FROM orders GROUP BY customer_id
+), s AS (
+    SELECT customer_id, count(*) AS n, round(avg(converted::int), 4) AS rate FROM user_sessions GROUP BY customer_id
+), agg AS (
+    SELECT c.customer_id, coalesce(o.n, 0) AS order_count, coalesce(o.spent, 0) AS total_spent, o.first_at, o.last_at,
+           coalesce(s.n, 0) AS session_count, s.rate
+    FROM customers c LEFT JOIN o USING (customer_id) LEFT JOIN s USING (customer_id)
+)
+UPDATE customers c
+SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
+    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
+FROM agg
+WHERE c.customer_id = agg.customer_id
+  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
+      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
+"""
+
+
+class LoadError(RuntimeError):
+    """The load failed and was rolled back; the message names the step and table."""
+
+
+def _staging_name(source: str) -> sql.Identifier:
+    return sql.Identifier(f"stg_{source}")
+
+
+def _copy_file(cur: psycopg.Cursor[Any], target: sql.Composable, columns: list[str], path: Path) -> None:
+    if not path.exists():  # COPY of a missing file must never silently load nothing
+        raise FileNotFoundError(f"staged file missing: {path}")
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with path.open("rb") as f, cur.copy(stmt) as copy:
+        while block := f.read(1 << 20):
+            copy.write(block)
+
+
+def _upsert(entity: Entity) -> sql.Composed:
+    cols = list(entity.select)
+    target = sql.Identifier(entity.table)
+    key = sql.Identifier(entity.key)
+    skey = sql.SQL("s.") + sql.Identifier(entity.key)
+    exprs = sql.SQL(", ").join(sql.SQL(entity.select[c]) for c in cols)
+    join = sql.SQL(" JOIN customers c ON c.email = s.customer_email") if entity.joins_customer else sql.SQL("")
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols if c != entity.key)
+    current = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in cols if c != entity.key)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in cols if c != entity.key)
+    return sql.SQL(
+        "WITH up AS ("
+        " INSERT INTO {target} ({cols}, etl_run_id)"
+        " SELECT DISTINCT ON ({skey}) {exprs}, %(run_id)s FROM {stg} s{join} ORDER BY {skey}, s._line DESC"
+        " ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now(), etl_run_id = EXCLUDED.etl_run_id"
+        " WHERE ROW({current}) IS DISTINCT FROM ROW({incoming})"
+        " RETURNING (xmax = 0) AS inserted"
+        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    ).format(target=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols)), skey=skey, exprs=exprs, stg=_staging_name(entity.source),
+             join=join, key=key, updates=updates, current=current, incoming=incoming)
+
+
+class DataLoader:
+    """Load one run's clean files into PostgreSQL atomically (see module docstring)."""
+
+    def __init__(self, conninfo: str, *, schema: str = "public", lock_timeout_seconds: int = 300, statement_timeout_seconds: int = 3600):
+        self.conninfo = conninfo
+        self.schema = schema
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self.statement_timeout_seconds = statement_timeout_seconds
+
+    def existing_product_ids(self) -> set[int]:
+        """Product ids already in the warehouse (orders may reference them)."""
+        with connect(self.conninfo, schema=self.schema) as conn:
+            reg = conn.execute("SELECT to_regclass('products') IS NOT NULL").fetchone()
+            if not reg or not reg[0]:
+                return set()
+            return {int(r[0]) for r in conn.execute("SELECT product_id FROM products")}
+
+    def load(self, run_id: str, sources: Mapping[str, Mapping[str, Any]], started_at: datetime | None = None) -> dict[str, Any]:
+        """Load the transformed `sources` (SourceResult dicts) of `run_id` in one transaction; return counts.
+
+        Raises:
+            LoadError: any step failed; the transaction was rolled back and the tables are as they were.
+        """
+        started_at = started_at or datetime.now(UTC)
+        t0 = time.monotonic()
+        step = "connect"
+        counts: dict[str, dict[str, int]] = {}
+        try:
+            with connect(self.conninfo, schema=self.schema) as conn, conn.transaction(), conn.cursor() as cur:
+                step = "lock"
+                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{self.lock_timeout_seconds}s")))
+                cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{self.statement_timeout_seconds}s")))
+                cur.execute("SET LOCAL work_mem = '256MB'")
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
+                step = "schema"
+                apply_schema(conn, self.schema)
+                for entity in ENTITIES:
+                    src = sources[entity.source]
+                    step = f"copy {entity.source} into staging"
+                    types = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in entity.staging_types.items())
+                    cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}, _line bigint NOT NULL) ON COMMIT DROP").format(_staging_name(entity.source), types))
+                    _copy_file(cur, _staging_name(entity.source), [*entity.staging_types, "_line"], Path(src["clean_path"]))
+                    if entity.joins_customer:
+                        step = f"derive customers from {entity.source}"
+                        self._derive_customers(cur, entity, run_id, counts)
+                    step = f"upsert {entity.table}"
+                    counts.setdefault(entity.source, {}).update(self._upsert(cur, entity, run_id, src))
+                step = "quarantine rejected rows"
+                self._write_rejects(cur, run_id, sources)
+                step = "refresh customer aggregates"
+                cur.execute(_REFRESH_AGGREGATES)
+                step = "write etl_runs ledger"
+                self._write_ledger(cur, run_id, sources, counts, started_at)
+                step = "commit"
+        except (psycopg.Error, OSError) as err:
+            raise LoadError(f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {err}; rolled back, "
+                            "no table was changed") from err
+        elapsed = time.monotonic() - t0
+        log.info("loaded run %s in %.1fs: %s", run_id, elapsed, counts)
+        return {"run_id": run_id, "seconds": round(elapsed, 2), "counts": counts}
+
+    def _upsert(self, cur: psycopg.Cursor[Any], entity: Entity, run_id: str, src: Mapping[str, Any]) -> dict[str, int]:
+        cur.execute(sql.SQL("SELECT count(DISTINCT {}) FROM {}").format(sql.Identifier(entity.key), _staging_name(entity.source)))
+        row = cur.fetchone()
+        distinct = int(row[0]) if row else 0
+        if distinct != int(src["rows_loaded"]):
+            raise psycopg.DataError(f"{entity.source}: staging holds {distinct} distinct keys, transform reported {src['rows_loaded']}")
+        cur.execute(_upsert(entity), {"run_id": run_id})
+        row = cur.fetchone()
+        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
+        return {"loaded": distinct, "inserted": inserted, "updated": updated, "unchanged": distinct - inserted - updated}
+
+    @staticmethod
+    def _derive_customers(cur: psycopg.Cursor[Any], entity: Entity, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+        # Every email of a valid order or session becomes a customer (names only ever come from customers.csv).
+        cur.execute(
+            sql.SQL("WITH ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM {}"
+                    " ON CONFLICT (email) DO NOTHING RETURNING 1) SELECT count(*) FROM ins").format(_staging_name(entity.source)),
+            (run_id,),
+        )
+        row = cur.fetchone()
+        derived = counts.setdefault("customers", {})
+        derived["derived"] = derived.get("derived", 0) + (int(row[0]) if row else 0)
+
+    def _write_rejects(self, cur: psycopg.Cursor[Any], run_id: str, sources: Mapping[str, Mapping[str, Any]]) -> None:
+        cur.execute("CREATE TEMP TABLE stg_rejects (source text, source_file text, line_number integer, reason text, field text,"
+                    " detail text, raw_record jsonb) ON COMMIT DROP")
+        for src in sources.values():
+            _copy_file(cur, sql.Identifier("stg_rejects"), REJECT_COLUMNS, Path(src["rejects_path"]))
+        # A re-run of the same run replaces its own quarantine rows instead of adding them twice.
+        cur.execute("DELETE FROM rejected_records WHERE etl_run_id = %s", (run_id,))
+        cur.execute("INSERT INTO rejected_records (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record)"
+                    " SELECT %s, source, source_file, line_number, reason, field, detail, raw_record FROM stg_rejects", (run_id,))
+
+    @staticmethod
+    def _write_ledger(cur: psycopg.Cursor[Any], run_id: str, sources: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]],
+                      started_at: datetime) -> None:
+        for name, src in sources.items():
+            c = counts.get(name, {})
+            cur.execute(
+                "INSERT INTO etl_runs (etl_run_id, source, source_file, rows_read, rows_loaded, rows_rejected, rows_duplicate,"
+                " rows_inserted, rows_updated, started_at, finished_at, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'success')"
+                " ON CONFLICT (etl_run_id, source) DO UPDATE SET source_file = EXCLUDED.source_file, rows_read = EXCLUDED.rows_read,"
+                " rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, rows_duplicate = EXCLUDED.rows_duplicate,"
+                " rows_inserted = EXCLUDED.rows_inserted, rows_updated = EXCLUDED.rows_updated, started_at = EXCLUDED.started_at,"
+                " finished_at = EXCLUDED.finished_at, status = EXCLUDED.status",
+                (run_id, name, src["source_file"], src["rows_read"], src["rows_loaded"], src["rows_rejected"], src["rows_duplicate"],
+                 c.get("inserted", 0), c.get("updated", 0), started_at),
+            )

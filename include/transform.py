@@ -1,0 +1,483 @@
+"""DataTransformer: clean, validate and enrich staged records; quarantine what breaks a rule.
+
+The rule functions are pure: a frame of raw strings in, ``(valid, rejected)`` out. Each rejected
+row carries the first rule it broke (a machine-readable reason), the field, a short detail and the
+raw record. `DataTransformer` runs them chunk by chunk over the staged Parquet parts, writes the
+clean rows as CSV ready for COPY, the rejects as CSV for the quarantine table, counts duplicates
+(the last occurrence of a natural key wins) and applies the reject-rate guard.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from include.config_loader import IpPolicy, PriceTier, Settings
+from include.extract import LINE_COLUMN
+
+log = logging.getLogger(__name__)
+
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+TRUE_VALUES = frozenset({"true", "1", "yes", "y", "t"})
+FALSE_VALUES = frozenset({"false", "0", "no", "n", "f"})
+REJECT_COLUMNS = ["source", "source_file", "line_number", "reason", "field", "detail", "raw_record"]
+# Natural key of each source: duplicates within one input share it, the last occurrence wins.
+NATURAL_KEYS = {"orders": "order_reference", "user_sessions": "session_id", "products": "product_id", "customers": "email"}
+# Columns of the clean files, in COPY order (the loader's staging tables use the same names).
+CLEAN_COLUMNS = {
+    "products": ["product_id", "name", "description", "price", "category", "price_tier", "image_url", "rating_rate", "rating_count"],
+    "customers": ["email", "first_name", "last_name", "country", "signup_date"],
+    "orders": ["order_reference", "customer_email", "product_id", "quantity", "unit_price", "total_amount", "order_date", "status",
+               "payment_method"],
+    "user_sessions": ["session_id", "customer_email", "session_start", "session_end", "duration_seconds", "pages_viewed",
+                      "items_viewed", "items_added_to_cart", "items_viewed_count", "items_added_to_cart_count", "converted",
+                      "device_type", "browser", "ip_network"],
+}
+
+
+class RejectRateExceeded(RuntimeError):
+    """A source rejected more rows than transform.max_reject_rate allows; nothing may be loaded."""
+
+
+@dataclass(frozen=True)
+class TransformContext:
+    """What the rules need besides the rows: the file name and the settings that shape them."""
+
+    source_file: str
+    price_tiers: tuple[PriceTier, ...] = ()
+    ip_policy: IpPolicy = IpPolicy("truncate", 24, 48)
+    known_product_ids: frozenset[int] = frozenset()
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def _clean(s: pd.Series) -> pd.Series:
+    """Trim; strip one pair of stray quotes left around a value by whitespace before the quote."""
+    s = s.astype("str").str.strip()
+    quoted = s.str.startswith('"') & s.str.endswith('"') & (s.str.len() >= 2)
+    if quoted.any():
+        s = s.where(~quoted, s.str.slice(1, -1).str.replace('""', '"', regex=False))
+    return s
+
+
+def _text(df: pd.DataFrame, col: str) -> pd.Series:
+    if col not in df:
+        return pd.Series("", index=df.index, dtype="str")
+    return _clean(df[col].fillna(""))
+
+
+def _valid_email(s: pd.Series) -> pd.Series:
+    return s.str.match(EMAIL_RE).fillna(False).astype(bool)
+
+
+def _to_number(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s.where(s != ""), errors="coerce").astype("float64")
+
+
+def _to_timestamp(s: pd.Series) -> pd.Series:
+    """Parse to UTC; naive values are taken as UTC. ISO-8601 fast path, then any other format."""
+    s = s.where(s != "")
+    out = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
+    retry = out.isna() & s.notna()
+    if retry.any():
+        out.loc[retry] = pd.to_datetime(s[retry], format="mixed", utc=True, errors="coerce")
+    return out
+
+
+class _Rules:
+    """Accumulates the first failing rule per row (reason, field)."""
+
+    def __init__(self, index: pd.Index):
+        self.reason = pd.Series(None, index=index, dtype="object")
+        self.field = pd.Series(None, index=index, dtype="object")
+
+    def check(self, ok: pd.Series, reason: str, column: str) -> None:
+        bad = ~ok.fillna(False).astype(bool) & self.reason.isna()
+        if bad.any():
+            self.reason[bad] = reason
+            self.field[bad] = column
+
+    @property
+    def failed(self) -> pd.Series:
+        return self.reason.notna()
+
+
+def _rejects(raw: pd.DataFrame, rules: _Rules, source: str, ctx: TransformContext, values: Mapping[str, pd.Series]) -> pd.DataFrame:
+    bad = rules.failed
+    if not bad.any():
+        return pd.DataFrame(columns=REJECT_COLUMNS)
+    sub = raw.loc[bad]
+    if "_raw" in sub:
+        raw_json = sub["_raw"].astype(object)
+    else:
+        cols = [c for c in sub.columns if c != LINE_COLUMN]
+        raw_json = pd.Series([json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in sub[cols].itertuples(index=False)],
+                             index=sub.index)
+    fields = rules.field[bad]
+    details = []
+    for idx, f in fields.items():
+        reason = rules.reason[idx]
+        value = values[f][idx] if f in values else None
+        details.append(_describe(reason, f, value))
+    return pd.DataFrame({
+        "source": source,
+        "source_file": ctx.source_file,
+        "line_number": sub[LINE_COLUMN].astype("int64") if LINE_COLUMN in sub else pd.NA,
+        "reason": rules.reason[bad].astype(str),
+        "field": fields.astype(str),
+        "detail": details,
+        "raw_record": raw_json,
+    }).reset_index(drop=True)
+
+
+def _describe(reason: str, field_name: str, value: Any) -> str:
+    """One line for a reject; e-mail values are never repeated (personal data)."""
+    if "email" in field_name:
+        return f"{field_name} is missing or not a valid address"
+    shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return f"{field_name}={shown[:60]!r} fails {reason}"
+
+
+def price_tier(prices: pd.Series, tiers: Iterable[PriceTier]) -> pd.Series:
+    """Name of the first tier whose max_price is >= the price (the last tier takes the rest)."""
+    tiers = list(tiers)
+    out = pd.Series(tiers[-1].name, index=prices.index, dtype="object")
+    assigned = pd.Series(False, index=prices.index)
+    for t in tiers[:-1]:
+        assert t.max_price is not None
+        hit = (prices <= t.max_price) & ~assigned
+        out[hit] = t.name
+        assigned |= hit
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _network(value: str, mode: str, v4: int, v6: int) -> str | None:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if mode == "keep":
+        return f"{ip}/{ip.max_prefixlen}"
+    prefix = v4 if ip.version == 4 else v6
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def ip_networks(ips: pd.Series, policy: IpPolicy) -> pd.Series:
+    """The network of each address per policy (truncate to /24 and /48 by default); NULL when absent or unparsable."""
+    if policy.mode == "drop":
+        return pd.Series(None, index=ips.index, dtype="object")
+    return ips.map(lambda v: _network(v, policy.mode, policy.ipv4_prefix, policy.ipv6_prefix) if v else None).astype("object")
+
+
+def _json_list(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(ok, json text, count) for a column of JSON lists staged as text; null/empty means an empty list."""
+    ok = pd.Series(True, index=s.index)
+    texts = []
+    counts = []
+    for idx, v in s.items():
+        if not isinstance(v, str) or v in ("", "null"):
+            texts.append("[]")
+            counts.append(0)
+            continue
+        try:
+            items = json.loads(v)
+        except json.JSONDecodeError:
+            items = None
+        if not isinstance(items, list):
+            ok[idx] = False
+            texts.append("[]")
+            counts.append(0)
+            continue
+        texts.append(json.dumps(items))
+        counts.append(len(items))
+    return ok, pd.Series(texts, index=s.index, dtype="object"), pd.Series(counts, index=s.index, dtype="int64")
+
+
+def _booleans(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(ok, value): true/"true"/1/yes → True; false/"false"/0/no → False; missing → False."""
+    low = s.str.lower()
+    is_true = low.isin(TRUE_VALUES)
+    is_false = low.isin(FALSE_VALUES) | (low == "")
+    return (is_true | is_false), is_true
+
+
+def _integral(n: pd.Series) -> pd.Series:
+    return n.notna() & np.isfinite(n) & (np.floor(n) == n)
+
+
+# ---- rules per source (pure) -------------------------------------------------------------------
+def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders: reference, email, product (known), quantity ≥ 1, price ≥ 0, date; total = quantity × unit_price."""
+    ref = _text(raw, "order_reference")
+    email = _text(raw, "customer_email").str.lower()
+    product = _to_number(_text(raw, "product_id"))
+    qty = _to_number(_text(raw, "quantity"))
+    price = _to_number(_text(raw, "unit_price"))
+    date = _to_timestamp(_text(raw, "order_date"))
+    status = _text(raw, "status").str.lower()
+    payment = _text(raw, "payment_method").str.lower()
+
+    r = _Rules(raw.index)
+    r.check(ref != "", "missing_order_reference", "order_reference")
+    r.check(_valid_email(email), "invalid_email", "customer_email")
+    r.check(_integral(product), "invalid_product_id", "product_id")
+    known = np.fromiter(ctx.known_product_ids, dtype="int64", count=len(ctx.known_product_ids))
+    r.check(product.isin(known), "unknown_product", "product_id")
+    r.check(_integral(qty) & (qty >= 1) & (qty <= 2_000_000_000), "invalid_quantity", "quantity")
+    r.check(price.notna() & np.isfinite(price) & (price >= 0) & (price < 1e10), "invalid_unit_price", "unit_price")
+    r.check(date.notna(), "invalid_order_date", "order_date")
+    r.check(status != "", "missing_status", "status")
+
+    ok = ~r.failed
+    unit = price[ok].round(2)
+    valid = pd.DataFrame({
+        "order_reference": ref[ok],
+        "customer_email": email[ok],
+        "product_id": product[ok].astype("int64"),
+        "quantity": qty[ok].astype("int64"),
+        "unit_price": unit,
+        "total_amount": (qty[ok] * unit).round(2),
+        "order_date": date[ok],
+        "status": status[ok],
+        "payment_method": payment[ok].where(payment[ok] != ""),
+        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+    })
+    values = {"order_reference": ref, "product_id": _text(raw, "product_id"), "quantity": _text(raw, "quantity"),
+              "unit_price": _text(raw, "unit_price"), "order_date": _text(raw, "order_date"), "status": status}
+    return valid, _rejects(raw, r, "orders", ctx, values)
+
+
+def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sessions: id, email, start, end ≥ start, pages ≥ 0; duration, item counts, converted, IP network."""
+    sid = _text(raw, "session_id")
+    email = _text(raw, "customer_email").str.lower()
+    start_text, end_text = _text(raw, "session_start"), _text(raw, "session_end")
+    start, end = _to_timestamp(start_text), _to_timestamp(end_text)
+    pages = _to_number(_text(raw, "pages_viewed"))
+    viewed_ok, viewed, viewed_n = _json_list(raw["items_viewed"] if "items_viewed" in raw else pd.Series(None, index=raw.index))
+    cart_ok, cart, cart_n = _json_list(raw["items_added_to_cart"] if "items_added_to_cart" in raw else pd.Series(None, index=raw.index))
+    conv_ok, converted = _booleans(_text(raw, "conversion"))
+
+    r = _Rules(raw.index)
+    r.check(sid != "", "missing_session_id", "session_id")
+    r.check(_valid_email(email), "invalid_email", "customer_email")
+    r.check(start.notna(), "invalid_session_start", "session_start")
+    r.check(end.notna() | (end_text == ""), "invalid_session_end", "session_end")
+    r.check(end.isna() | (end >= start), "session_end_before_start", "session_end")
+    r.check(_integral(pages) & (pages >= 0), "invalid_pages_viewed", "pages_viewed")
+    r.check(viewed_ok, "invalid_items_viewed", "items_viewed")
+    r.check(cart_ok, "invalid_items_added_to_cart", "items_added_to_cart")
+    r.check(conv_ok, "invalid_conversion", "conversion")
+
+    ok = ~r.failed
+    duration = (end[ok] - start[ok]).dt.total_seconds()
+    valid = pd.DataFrame({
+        "session_id": sid[ok],
+        "customer_email": email[ok],
+        "session_start": start[ok],
+        "session_end": end[ok],
+        "duration_seconds": duration.round().astype("Int64"),
+        "pages_viewed": pages[ok].astype("int64"),
+        "items_viewed": viewed[ok],
+        "items_added_to_cart": cart[ok],
+        "items_viewed_count": viewed_n[ok],
+        "items_added_to_cart_count": cart_n[ok],
+        "converted": converted[ok],
+        "device_type": _text(raw, "device_type")[ok].str.lower().replace("", None),
+        "browser": _text(raw, "browser")[ok].replace("", None),
+        "ip_network": ip_networks(_text(raw, "ip_address")[ok], ctx.ip_policy),
+        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+    })
+    values = {"session_id": sid, "session_start": start_text, "session_end": end_text, "pages_viewed": _text(raw, "pages_viewed"),
+              "items_viewed": _text(raw, "items_viewed"), "items_added_to_cart": _text(raw, "items_added_to_cart"),
+              "conversion": _text(raw, "conversion")}
+    return valid, _rejects(raw, r, "user_sessions", ctx, values)
+
+
+def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Products: integer id, non-empty title, price ≥ 0; category trimmed + lower-cased; price tier."""
+    pid = _to_number(_text(raw, "id"))
+    title = _text(raw, "title")
+    price = _to_number(_text(raw, "price"))
+    rate = _to_number(_text(raw, "rating_rate"))
+    count = _to_number(_text(raw, "rating_count"))
+
+    r = _Rules(raw.index)
+    r.check(_integral(pid) & (pid >= 1) & (pid <= 2_147_483_647), "invalid_product_id", "id")
+    r.check(title != "", "missing_title", "title")
+    r.check(price.notna() & np.isfinite(price) & (price >= 0) & (price < 1e10), "invalid_price", "price")
+
+    ok = ~r.failed
+    p = price[ok].round(2)
+    valid = pd.DataFrame({
+        "product_id": pid[ok].astype("int64"),
+        "name": title[ok],
+        "description": _text(raw, "description")[ok].replace("", None),
+        "price": p,
+        "category": _text(raw, "category")[ok].str.lower().replace("", None),
+        "price_tier": price_tier(p, ctx.price_tiers),
+        "image_url": _text(raw, "image")[ok].replace("", None),
+        "rating_rate": rate[ok].where((rate[ok] >= 0) & (rate[ok] < 100)).round(2),
+        "rating_count": count[ok].where(_integral(count[ok]) & (count[ok] >= 0)).astype("Int64"),
+        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+    })
+    values = {"id": _text(raw, "id"), "title": title, "price": _text(raw, "price")}
+    return valid, _rejects(raw, r, "products", ctx, values)
+
+
+def transform_customers(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers: valid email; names, country as given (blank → NULL); signup_date a date when present."""
+    email = _text(raw, "email").str.lower()
+    signup_text = _text(raw, "signup_date")
+    signup = _to_timestamp(signup_text)
+
+    r = _Rules(raw.index)
+    r.check(_valid_email(email), "invalid_email", "email")
+    r.check(signup.notna() | (signup_text == ""), "invalid_signup_date", "signup_date")
+
+    ok = ~r.failed
+    valid = pd.DataFrame({
+        "email": email[ok],
+        "first_name": _text(raw, "first_name")[ok].replace("", None),
+        "last_name": _text(raw, "last_name")[ok].replace("", None),
+        "country": _text(raw, "country")[ok].str.upper().replace("", None),
+        "signup_date": signup[ok].dt.strftime("%Y-%m-%d"),
+        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+    })
+    return valid, _rejects(raw, r, "customers", ctx, {"signup_date": signup_text})
+
+
+RULES: dict[str, Callable[[pd.DataFrame, TransformContext], tuple[pd.DataFrame, pd.DataFrame]]] = {
+    "products": transform_products,
+    "customers": transform_customers,
+    "orders": transform_orders,
+    "user_sessions": transform_sessions,
+}
+
+
+# ---- orchestration over staged files ------------------------------------------------------------
+@dataclass
+class SourceResult:
+    """Counts and files of one transformed source."""
+
+    source: str
+    source_file: str
+    clean_path: str
+    rejects_path: str
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.rows_valid - self.rows_duplicate
+
+    @property
+    def reject_rate(self) -> float:
+        return self.rows_rejected / self.rows_read if self.rows_read else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "source_file": self.source_file, "clean_path": self.clean_path,
+                "rejects_path": self.rejects_path, "rows_read": self.rows_read, "rows_valid": self.rows_valid,
+                "rows_loaded": self.rows_loaded, "rows_rejected": self.rows_rejected, "rows_duplicate": self.rows_duplicate,
+                "top_reasons": dict(self.reasons.most_common(5))}
+
+
+def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
+    out = {}
+    for c in [*columns, LINE_COLUMN]:
+        s = df[c]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            out[c] = pc.cast(pa.array(s).cast(pa.timestamp("us", tz="UTC")), pa.string())  # e.g. 2026-01-02 09:12:13.000000Z
+        else:
+            out[c] = pa.array(s.astype(object).where(s.notna(), None), from_pandas=True)
+    return pa.table(out)
+
+
+class DataTransformer:
+    """Transform the staged parts of each source into clean + rejects CSV files under `run_dir/transform`."""
+
+    def __init__(self, settings: Settings, run_dir: Path):
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+
+    def transform_source(self, source: str, manifest: Mapping[str, Any], known_product_ids: frozenset[int] = frozenset()) -> SourceResult:
+        """Run the rules of `source` over its staged parts (one chunk in memory at a time)."""
+        out = self.run_dir / "transform"
+        out.mkdir(parents=True, exist_ok=True)
+        result = SourceResult(source, str(manifest["file"]), str(out / f"{source}.clean.csv"), str(out / f"{source}.rejects.csv"))
+        ctx = TransformContext(str(manifest["file"]), self.settings.price_tiers, self.settings.ip_policy, known_product_ids)
+        rule = RULES[source]
+        key = NATURAL_KEYS[source]
+        keys: list[pd.Series] = []
+        writer: pacsv.CSVWriter | None = None
+        first_reject = True
+        try:
+            for part in manifest["parts"]:
+                raw = pq.read_table(part).to_pandas()
+                valid, rejected = rule(raw, ctx)
+                result.rows_read += len(raw)
+                result.rows_valid += len(valid)
+                result.rows_rejected += len(rejected)
+                result.reasons.update(rejected["reason"].tolist())
+                keys.append(valid[key].astype("str"))
+                table = _to_arrow(valid, CLEAN_COLUMNS[source])
+                if writer is None:
+                    writer = pacsv.CSVWriter(result.clean_path, table.schema, write_options=pacsv.WriteOptions(include_header=True,
+                                                                                                              quoting_style="needed"))
+                writer.write_table(table)
+                rejected.to_csv(result.rejects_path, mode="w" if first_reject else "a", header=first_reject, index=False)
+                first_reject = False
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no parts: empty files keep the loader's contract simple
+            pd.DataFrame(columns=[*CLEAN_COLUMNS[source], LINE_COLUMN]).to_csv(result.clean_path, index=False)
+        if first_reject:
+            pd.DataFrame(columns=REJECT_COLUMNS).to_csv(result.rejects_path, index=False)
+        if keys:
+            all_keys = pd.concat(keys, ignore_index=True)
+            result.rows_duplicate = int(all_keys.duplicated(keep="last").sum())
+        log.info("transformed %s: read=%d valid=%d rejected=%d duplicate=%d reasons=%s", source, result.rows_read, result.rows_valid,
+                 result.rows_rejected, result.rows_duplicate, dict(result.reasons.most_common(5)))
+        return result
+
+    def transform_all(self, manifests: Mapping[str, Mapping[str, Any]], existing_product_ids: Iterable[int] = ()) -> dict[str, SourceResult]:
+        """Transform every source (products first: orders need their ids) and apply the reject-rate guard.
+
+        Raises:
+            RejectRateExceeded: a source's reject rate is above transform.max_reject_rate.
+        """
+        results: dict[str, SourceResult] = {}
+        results["products"] = self.transform_source("products", manifests["products"])
+        run_ids = pd.read_csv(results["products"].clean_path, usecols=["product_id"])["product_id"]
+        known = frozenset(int(x) for x in run_ids) | frozenset(int(x) for x in existing_product_ids)
+        for source in ("customers", "orders", "user_sessions"):
+            results[source] = self.transform_source(source, manifests[source], known)
+        check_reject_rates(results, self.settings.max_reject_rate)
+        return results
+
+
+def check_reject_rates(results: Mapping[str, SourceResult], limit: float) -> None:
+    """Raise RejectRateExceeded naming every source above `limit`, its rate and top reasons."""
+    bad = [r for r in results.values() if r.reject_rate > limit]
+    if bad:
+        parts = [f"{r.source} ({r.source_file}): {r.rows_rejected}/{r.rows_read} rows rejected = {r.reject_rate:.1%} > {limit:.1%}; "
+                 f"top reasons {dict(r.reasons.most_common(3))}" for r in bad]
+        raise RejectRateExceeded("reject-rate guard: nothing loaded. " + " | ".join(parts))
