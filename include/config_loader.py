@@ -175,6 +175,7 @@ class Settings:
     max_retry_delay_seconds: int
     execution_timeout_minutes: int
     notify_on_success: bool
+    load_pool: str
     quality: Mapping[str, Any]
     monitoring: Mapping[str, Any]
     alerting: Mapping[str, Any]
@@ -294,6 +295,7 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         max_retry_delay_seconds=get_int(etl, "max_retry_delay_seconds", "etl", 600, minimum=0),
         execution_timeout_minutes=get_int(etl, "execution_timeout_minutes", "etl", 120, minimum=1),
         notify_on_success=get_bool(etl, "notify_on_success", "etl", False),
+        load_pool=str(get_str(etl, "load_pool", "etl", "default_pool")),
         quality=section(raw, "quality") if "quality" in raw else {},
         monitoring=section(raw, "monitoring") if "monitoring" in raw else {},
         alerting=section(raw, "alerting") if "alerting" in raw else {},

@@ -1,0 +1,238 @@
+"""`make run` / `make airflow`: run the project's DAGs against a real PostgreSQL, no Docker needed.
+
+* Airflow's own metadata lives in an embedded PostgreSQL under `.local/` (git-ignored), which is
+  also the warehouse unless `AIRFLOW_CONN_POSTGRES_DEFAULT` points elsewhere.
+* `make run` runs `airflow dags test` for the ETL, then the quality and monitoring DAGs, prints a
+  summary table and the report paths, and exits non-zero if any DAG run failed.
+* `make airflow` (`--serve`) starts the api-server, scheduler, dag-processor and triggerer on
+  http://localhost:8080 against the same database and waits until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from include import local_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+AIRFLOW_HOME = LOCAL / "airflow"
+PG_DIR = LOCAL / "pgdata"
+WAREHOUSE_DB = "ecommerce_db"
+DAGS = ("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag")
+DAG_FILES = {"etl_ecommerce_pipeline": "etl_ecommerce_dag.py", "data_quality_checks": "data_quality_dag.py", "monitoring_dag": "monitoring_dag.py"}
+POOLS = {"warehouse_load": (1, "Serialises warehouse loads")}
+
+log = logging.getLogger("make-run")
+
+
+def _secret(name: str, make: object) -> str:
+    path = LOCAL / name
+    if not path.exists():
+        path.write_text(make() if callable(make) else str(make))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(server: local_postgres.LocalServer, warehouse_url: str | None) -> dict[str, str]:
+    """The environment every Airflow process of the local setup shares."""
+    from cryptography.fernet import Fernet
+
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": server.url("airflow", scheme="postgresql+psycopg2"),
+        "AIRFLOW__CORE__FERNET_KEY": _secret("fernet.key", lambda: Fernet.generate_key().decode()),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt.secret", lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__API__BASE_URL": "http://localhost:8080",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:8080/execution/",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "ECOM_STAGING_DIR": env.get("ECOM_STAGING_DIR", str(LOCAL / "staging")),
+        "ECOM_REPORTS_DIR": env.get("ECOM_REPORTS_DIR", str(LOCAL / "reports")),
+    })
+    if warehouse_url:
+        env["AIRFLOW_CONN_POSTGRES_DEFAULT"] = warehouse_url
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str, log_file: Path | None = None, check: bool = True) -> int:
+    cmd = [str(Path(sys.executable).parent / "airflow"), *args]
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("w") as out:
+            rc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    else:
+        rc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).returncode
+    if check and rc != 0:
+        raise SystemExit(f"`airflow {' '.join(args)}` failed with exit code {rc}" + (f"; log: {log_file}" if log_file else ""))
+    return rc
+
+
+def prepare() -> tuple[local_postgres.LocalServer, dict[str, str], str]:
+    """Start the embedded PostgreSQL, migrate Airflow's metadata, create pools; return (server, env, warehouse description)."""
+    LOCAL.mkdir(exist_ok=True)
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    server = local_postgres.start(PG_DIR)
+    local_postgres.create_database(server, "airflow")
+    if os.environ.get("AIRFLOW_CONN_POSTGRES_DEFAULT"):
+        warehouse_url = None
+        where = "your AIRFLOW_CONN_POSTGRES_DEFAULT"
+    else:
+        warehouse_url = local_postgres.create_database(server, WAREHOUSE_DB)
+        where = f"embedded PostgreSQL 127.0.0.1:{server.port}/{WAREHOUSE_DB} (data in {PG_DIR.relative_to(ROOT)})"
+    env = airflow_env(server, warehouse_url)
+    stamp = AIRFLOW_HOME / ".migrated"
+    version = importlib.metadata.version("apache-airflow")
+    if not stamp.exists() or stamp.read_text() != version:
+        log.info("migrating Airflow's metadata database (first run only)...")
+        _airflow(env, "db", "migrate", log_file=LOCAL / "logs" / "db-migrate.log")
+        stamp.write_text(version)
+    for name, (slots, description) in POOLS.items():
+        _airflow(env, "pools", "set", name, str(slots), description)
+    return server, env, where
+
+
+def _warehouse_conninfo(env: dict[str, str]) -> str:
+    if "AIRFLOW_CONN_POSTGRES_DEFAULT" in env:
+        os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
+    from include.config_loader import load_config
+    from include.database import conninfo_from_connection
+
+    return conninfo_from_connection(load_config().conn_id)
+
+
+def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path]], where: str) -> None:
+    out = sys.stdout.write
+    out("\n== make run: summary ==\n")
+    out(f"warehouse: {where}\n\n")
+    out(f"{'DAG':<26}{'result':<10}{'seconds':>8}  log\n")
+    for dag_id, (rc, seconds, log_file) in results.items():
+        out(f"{dag_id:<26}{'success' if rc == 0 else 'FAILED':<10}{seconds:>8.1f}  {log_file.relative_to(ROOT)}\n")
+    try:
+        with psycopg.connect(_warehouse_conninfo(env), connect_timeout=10) as conn:
+            row = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchone()
+            if row:
+                out(f"\nlast ETL run {row[0]}:\n")
+                out(f"{'source':<14}{'read':>9}{'loaded':>9}{'rejected':>9}{'dupl.':>9}{'inserted':>9}{'updated':>9}  file\n")
+                for r in conn.execute("SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
+                                      " source_file FROM etl_runs WHERE etl_run_id = %s ORDER BY source", (row[0],)):
+                    out(f"{r[0]:<14}{r[1]:>9}{r[2]:>9}{r[3]:>9}{r[4]:>9}{r[5]:>9}{r[6]:>9}  {r[7]}\n")
+                rej = conn.execute("SELECT source, reason, count(*) FROM rejected_records WHERE etl_run_id = %s GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+                                   (row[0],)).fetchall()
+                if rej:
+                    out("rejected rows by reason (table rejected_records):\n")
+                    for source, reason, n in rej:
+                        out(f"  {source:<14}{reason:<32}{n:>6}\n")
+                totals = conn.execute("SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products),"
+                                      " (SELECT count(*) FROM orders), (SELECT count(*) FROM user_sessions)").fetchone()
+                if totals:
+                    out(f"warehouse rows: customers={totals[0]} products={totals[1]} orders={totals[2]} user_sessions={totals[3]}\n")
+            if conn.execute("SELECT to_regclass('data_quality_results') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+                q = conn.execute("SELECT run_id FROM data_quality_results ORDER BY checked_at DESC LIMIT 1").fetchone()
+                if q:
+                    rows = conn.execute("SELECT severity, status, count(*) FROM data_quality_results WHERE run_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
+                                        (q[0],)).fetchall()
+                    out("quality checks (last run): " + ", ".join(f"{sev}/{status}={n}" for sev, status, n in rows) + "\n")
+    except psycopg.Error as err:
+        out(f"(could not read the warehouse for the summary: {err})\n")
+    reports = Path(env["ECOM_REPORTS_DIR"])
+    if reports.exists():
+        newest: dict[str, Path] = {}
+        for p in reports.rglob("*.html"):
+            kind = p.parent.name
+            if kind not in newest or p.stat().st_mtime > newest[kind].stat().st_mtime:
+                newest[kind] = p
+        for kind, p in sorted(newest.items()):
+            out(f"{kind} report: {p}\n")
+    out("\n")
+
+
+def run_once() -> int:
+    server, env, where = prepare()
+    results: dict[str, tuple[int, float, Path]] = {}
+    failed = False
+    for dag_id in DAGS:
+        if not (ROOT / "dags" / DAG_FILES[dag_id]).exists():
+            continue
+        if failed and dag_id == "data_quality_checks":
+            log.warning("skipping %s: the ETL run failed", dag_id)
+            continue
+        log_file = LOCAL / "logs" / "make-run" / f"{dag_id}.log"
+        log.info("running %s (log: %s) ...", dag_id, log_file.relative_to(ROOT))
+        t = time.monotonic()
+        rc = _airflow(env, "dags", "test", dag_id, log_file=log_file, check=False)
+        results[dag_id] = (rc, time.monotonic() - t, log_file)
+        if rc != 0:
+            failed = True
+            tail = log_file.read_text(errors="replace").splitlines()[-40:]
+            sys.stderr.write(f"\n--- {dag_id} FAILED; last lines of {log_file}:\n" + "\n".join(tail) + "\n")
+    print_summary(env, results, where)
+    return 1 if failed else 0
+
+
+def serve() -> int:
+    server, env, where = prepare()
+    pw_file = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    if not pw_file.exists():
+        pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+    password = json.loads(pw_file.read_text())["admin"]
+    logs = LOCAL / "logs" / "serve"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    for component in (["api-server", "--port", "8080"], ["scheduler"], ["dag-processor"], ["triggerer"]):
+        f = (logs / f"{component[0]}.log").open("w")
+        procs.append(subprocess.Popen([airflow_bin, *component], env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True))
+    sys.stdout.write(f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
+                     f"component logs: {logs}\nCtrl-C stops everything.\n")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        sys.stderr.write("an Airflow component exited; see the logs above\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        local_postgres.stop(PG_DIR)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", action="store_true", help="serve the Airflow UI with the scheduler instead of running once")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)  # before anything imports airflow (it would create ~/airflow)
+    try:
+        return serve() if args.serve else run_once()
+    finally:
+        if not args.serve:
+            local_postgres.stop(PG_DIR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
