@@ -6,8 +6,13 @@ a server the tests may create databases on.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,26 @@ from include import local_postgres
 from include.database import apply_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads AIRFLOW_HOME and its metadata DB URL when first imported: prepare them before any
+# test imports it. Airflow's own metadata is SQLite here; the warehouse is always real PostgreSQL.
+if "airflow" not in sys.modules:
+    _home = tempfile.mkdtemp(prefix="test-airflow-home-")
+    atexit.register(shutil.rmtree, _home, True)
+    os.environ.setdefault("AIRFLOW_HOME", _home)
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_home}/airflow.db")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="session")
+def airflow_metadata_db() -> str:
+    """Airflow's metadata database migrated once per session, with the project's pools (what dag.test() needs)."""
+    airflow = Path(sys.executable).parent / "airflow"
+    for args in (["db", "migrate"], ["pools", "set", "warehouse_load", "1", "Serialises warehouse loads"]):
+        proc = subprocess.run([str(airflow), *args], capture_output=True, text=True, timeout=300, env=os.environ.copy(), check=False)
+        assert proc.returncode == 0, f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return os.environ["AIRFLOW_HOME"]
 
 
 @pytest.fixture(scope="session")
