@@ -1,0 +1,563 @@
+"""End-to-end: the real Airflow components, scheduled for real, driven through the REST API and the UI.
+
+    .venv/bin/python -m scripts.e2e            # what `make e2e` runs (through tests/e2e)
+    .venv/bin/python -m scripts.e2e --only local --no-browser
+
+Parts (each timed):
+
+1. ``local``  — `AirflowStack` with LocalExecutor (api-server, scheduler, dag-processor, triggerer on an
+   embedded PostgreSQL): the three DAGs are listed without import errors, get unpaused, the ETL DAG is
+   triggered through the REST API v2 and must succeed; `data_quality_checks` must then run *because of
+   the asset events* of that run (run_type ``asset_triggered``, consuming events whose source is that
+   ETL run) and succeed; the warehouse tables must hold the expected rows.
+2. ``celery`` — the same on CeleryExecutor with a real ``redis-server`` broker and two Celery workers,
+   and the ETL run's task instances must have run on both workers.
+3. ``browser`` — headless Debian Chromium (Playwright with ``executable_path``) logs into the UI of the
+   Celery stack, checks the DAG list (three DAGs, no import-error banner), the ETL graph (all tasks) and
+   the quality DAG, opens a task log, and saves screenshots to ``docs/images/``.
+
+Exit status 0 when everything passed, 1 otherwise, with the failed task's log and the component logs
+printed. Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.airflow_stack import ROOT, AirflowStack, StackError
+
+IMAGES_DIR = ROOT / "docs" / "images"
+CHROMIUM = os.environ.get("ECOM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+FINAL_STATES = {"success", "failed"}
+TI_FAILED_STATES = {"failed", "upstream_failed"}
+
+
+class E2EError(AssertionError):
+    """A check of the scenario failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the scenario drives; the defaults are the project's DAGs (docs/CONTRACTS.md)."""
+
+    etl_dag: str = "etl_ecommerce_pipeline"
+    quality_dag: str = "data_quality_checks"
+    monitoring_dag: str | None = "monitoring_dag"
+    etl_tasks: tuple[str, ...] = (
+        "extract_orders",
+        "extract_user_sessions",
+        "extract_customers",
+        "extract_products",
+        "transform_data",
+        "load_data",
+        "send_notification",
+    )
+    log_task: str = "send_notification"  # its log holds the run summary table
+    pools: tuple[tuple[str, int], ...] = (("warehouse_load", 1),)
+    dags_folder: Path = ROOT / "dags"
+    run_timeout: float = 420
+    quality_timeout: float = 300
+    # checks the warehouse after the ETL run: (stack, etl run_id, raw data dir) -> counts; raises E2EError
+    check_warehouse: Callable[[AirflowStack, str, Path], dict[str, Any]] | None = None
+
+    @property
+    def all_dags(self) -> tuple[str, ...]:
+        return (self.etl_dag, self.quality_dag, *([self.monitoring_dag] if self.monitoring_dag else []))
+
+
+@dataclass
+class Report:
+    timings: dict[str, float] = field(default_factory=dict)
+    facts: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.facts.append(text)
+        say(text)
+
+
+def say(text: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- REST API steps
+def wait_for_dags(stack: AirflowStack, dag_ids: Iterable[str], timeout: float = 180) -> dict[str, dict[str, Any]]:
+    """Wait until the DAGs are listed by ``GET /api/v2/dags``; fail on any import error."""
+    wanted = set(dag_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        dags = {d["dag_id"]: d for d in stack.api("GET", "/api/v2/dags", params={"limit": 100}).json()["dags"]}
+        errors = stack.api("GET", "/api/v2/importErrors", params={"limit": 100}).json()
+        if errors["total_entries"]:
+            details = "\n".join(f"--- {e['filename']}\n{e['stack_trace']}" for e in errors["import_errors"])
+            raise E2EError(f"{errors['total_entries']} DAG import error(s):\n{details}")
+        if wanted <= dags.keys():
+            return dags
+        if time.monotonic() > deadline:
+            raise E2EError(
+                f"DAGs {sorted(wanted - dags.keys())} not listed after {timeout:.0f}s; listed: {sorted(dags)}"
+            )
+        time.sleep(2)
+
+
+def ensure_pools(stack: AirflowStack, pools: Iterable[tuple[str, int]]) -> None:
+    for name, slots in pools:
+        if stack.api("GET", f"/api/v2/pools/{name}", check=False).status_code == 404:
+            stack.api("POST", "/api/v2/pools", json={"name": name, "slots": slots, "description": "created by e2e"})
+
+
+def unpause(stack: AirflowStack, dag_id: str) -> None:
+    resp = stack.api("PATCH", f"/api/v2/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": False})
+    if resp.json().get("is_paused") is not False:
+        raise E2EError(f"{dag_id} still paused after PATCH: {resp.text[:300]}")
+
+
+def trigger(stack: AirflowStack, dag_id: str) -> str:
+    run = stack.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}}).json()
+    return str(run["dag_run_id"])
+
+
+def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    data = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
+    return list(data["task_instances"])
+
+
+def failure_details(stack: AirflowStack, dag_id: str, run_id: str) -> str:
+    """Task states of a run and the logs of its failed tasks (all tries)."""
+    out = []
+    tis = task_instances(stack, dag_id, run_id)
+    out.append(f"task instances of {dag_id} / {run_id}:")
+    out += [f"  {ti['task_id']:<28} {ti['state']!s:<16} try {ti['try_number']} host {ti.get('hostname')}" for ti in tis]
+    for ti in tis:
+        if ti["state"] in ("failed", "up_for_retry") or (
+            ti["state"] not in ("success", "skipped", "upstream_failed", None)
+        ):
+            for try_number in range(1, max(1, ti["try_number"]) + 1):
+                out.append(f"\n----- log of {ti['task_id']} try {try_number} ({ti['state']}) -----")
+                out.append(stack.task_log(dag_id, run_id, ti["task_id"], try_number))
+    return "\n".join(out)
+
+
+def wait_for_run(stack: AirflowStack, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+    """Poll a DAG run until success; print task state changes; raise with the failed task's log otherwise."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str | None] = {}
+    while True:
+        run = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+        for ti in task_instances(stack, dag_id, run_id):
+            if seen.get(ti["task_id"], "-") != ti["state"]:
+                seen[ti["task_id"]] = ti["state"]
+                say(
+                    f"  {dag_id}.{ti['task_id']}: {ti['state']}"
+                    + (f" on {ti['hostname']}" if ti.get("hostname") else "")
+                )
+        if run["state"] == "success":
+            return dict(run)
+        if run["state"] == "failed" or time.monotonic() > deadline:
+            why = "failed" if run["state"] == "failed" else f"still {run['state']} after {timeout:.0f}s"
+            raise E2EError(f"DAG run {dag_id} / {run_id} {why}\n{failure_details(stack, dag_id, run_id)}")
+        time.sleep(2)
+
+
+def wait_for_asset_triggered_run(
+    stack: AirflowStack, dag_id: str, source_dag: str, source_run_id: str, timeout: float
+) -> dict[str, Any]:
+    """The run of `dag_id` created by asset events of `source_run_id`; waits for it to succeed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 50, "order_by": "-run_after"}).json()
+        for run in runs["dag_runs"]:
+            if run["run_type"] != "asset_triggered":
+                continue
+            events = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents").json()
+            sources = {(e.get("source_dag_id"), e.get("source_run_id")) for e in events["asset_events"]}
+            if (source_dag, source_run_id) in sources:
+                say(
+                    f"  {dag_id} run {run['dag_run_id']}: run_type={run['run_type']} "
+                    f"triggered_by={run.get('triggered_by')} "
+                    f"consumed {len(events['asset_events'])} asset event(s) from {sorted(sources)}"
+                )
+                return wait_for_run(stack, dag_id, run["dag_run_id"], max(10.0, deadline - time.monotonic()))
+        if time.monotonic() > deadline:
+            seen = [(r["dag_run_id"], r["run_type"], r["state"]) for r in runs["dag_runs"]]
+            events = stack.api(
+                "GET", "/api/v2/assets/events", params={"source_run_id": source_run_id, "limit": 50}
+            ).json()
+            raise E2EError(
+                f"no asset-triggered run of {dag_id} from {source_dag} / {source_run_id} within {timeout:.0f}s; "
+                f"runs of {dag_id}: {seen}; asset events of the source run: "
+                f"{[(e.get('uri'), e.get('timestamp')) for e in events.get('asset_events', [])]}"
+            )
+        time.sleep(2)
+
+
+def wait_until_idle(stack: AirflowStack, dag_ids: Iterable[str], timeout: float) -> list[dict[str, Any]]:
+    """Wait until no run of `dag_ids` is queued or running; return all their runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = []
+        for dag_id in dag_ids:
+            runs += stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+        busy = [(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs if r["state"] not in FINAL_STATES]
+        if not busy:
+            return runs
+        if time.monotonic() > deadline:
+            raise E2EError(f"runs still active after {timeout:.0f}s: {busy}")
+        time.sleep(2)
+
+
+def run_pipeline(stack: AirflowStack, sc: Scenario, report: Report, label: str, raw_dir: Path) -> dict[str, Any]:
+    """Listed → unpaused → triggered → ETL success → asset-triggered quality success → warehouse rows."""
+    t0 = time.monotonic()
+    dags = wait_for_dags(stack, sc.all_dags)
+    report.note(f"[{label}] DAGs listed, no import errors: {sorted(dags)}")
+    ensure_pools(stack, sc.pools)
+    for dag_id in sc.all_dags:
+        unpause(stack, dag_id)
+    say(f"[{label}] unpaused {list(sc.all_dags)}")
+
+    t1 = time.monotonic()
+    run_id = trigger(stack, sc.etl_dag)
+    say(f"[{label}] triggered {sc.etl_dag}: {run_id}")
+    etl_run = wait_for_run(stack, sc.etl_dag, run_id, sc.run_timeout)
+    report.timings[f"{label}: ETL run (trigger -> success)"] = time.monotonic() - t1
+    report.note(
+        f"[{label}] {sc.etl_dag} run {run_id} (run_type={etl_run['run_type']}) "
+        f"succeeded in {time.monotonic() - t1:.0f}s"
+    )
+
+    t2 = time.monotonic()
+    q_run = wait_for_asset_triggered_run(stack, sc.quality_dag, sc.etl_dag, run_id, sc.quality_timeout)
+    report.timings[f"{label}: quality run (ETL success -> success)"] = time.monotonic() - t2
+    manual = [
+        r["dag_run_id"]
+        for r in stack.api("GET", f"/api/v2/dags/{sc.quality_dag}/dagRuns").json()["dag_runs"]
+        if r["run_type"] == "manual"
+    ]
+    if manual:
+        raise E2EError(f"{sc.quality_dag} has manual runs {manual}: the check must see only asset-triggered runs")
+    report.note(
+        f"[{label}] {sc.quality_dag} run {q_run['dag_run_id']} run_type={q_run['run_type']} "
+        f"triggered_by={q_run.get('triggered_by')} consumed the asset events of {run_id}, succeeded"
+    )
+
+    if sc.check_warehouse:
+        counts = sc.check_warehouse(stack, run_id, raw_dir)
+        report.note(f"[{label}] warehouse: {counts}")
+
+    tis = task_instances(stack, sc.etl_dag, run_id)
+    hosts = {ti["task_id"]: ti.get("hostname") for ti in tis}
+    missing = set(sc.etl_tasks) - hosts.keys()
+    if missing:
+        raise E2EError(f"ETL run has no task instances for {sorted(missing)}; it has {sorted(hosts)}")
+
+    if sc.monitoring_dag:
+        t3 = time.monotonic()
+        m_run_id = trigger(stack, sc.monitoring_dag)
+        wait_for_run(stack, sc.monitoring_dag, m_run_id, sc.run_timeout)
+        report.timings[f"{label}: monitoring run"] = time.monotonic() - t3
+        report.note(
+            f"[{label}] {sc.monitoring_dag} run {m_run_id} (REST API through the airflow_api connection) succeeded"
+        )
+
+    runs = wait_until_idle(stack, sc.all_dags, sc.run_timeout)
+    summary = sorted((r["dag_id"], r["run_type"], r["state"]) for r in runs)
+    report.note(f"[{label}] all runs once idle (dag, type, state): {summary}")
+    bad = [(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs if r["state"] != "success"]
+    if bad:
+        details = "\n".join(failure_details(stack, d, r) for d, r, _ in bad)
+        raise E2EError(f"runs that did not succeed: {bad}\n{details}")
+    report.timings[f"{label}: pipeline total"] = time.monotonic() - t0
+    return {"run_id": run_id, "quality_run_id": q_run["dag_run_id"], "hosts": hosts}
+
+
+# ---------------------------------------------------------------------------------------------- data and warehouse
+WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
+
+
+def prepare_raw_data(base: Path) -> Path:
+    """Deterministic input files with a manifest of the expected counts (scripts.generate_data), else data/raw."""
+    if not (ROOT / "scripts" / "generate_data.py").exists():
+        return ROOT / "data" / "raw"
+    out = base / "raw"
+    if not (out / "manifest.json").exists():
+        subprocess.run(
+            [sys.executable, "-m", "scripts.generate_data", "--out", str(out)], cwd=ROOT, check=True, timeout=300
+        )
+    return out
+
+
+def default_warehouse_check(stack: AirflowStack, run_id: str, raw_dir: Path) -> dict[str, Any]:
+    """The ETL ledger of `run_id` and the warehouse tables match the input's manifest."""
+    import psycopg
+
+    manifest_file = raw_dir / "manifest.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {}
+    problems: list[str] = []
+    counts: dict[str, Any] = {}
+    with psycopg.connect(stack.warehouse_url) as conn:
+        for table in WAREHOUSE_TABLES:
+            counts[table] = conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()[0]  # type: ignore[index]
+        ledger = {
+            row[0]: {"read": row[1], "loaded": row[2], "rejected": row[3], "duplicate": row[4]}
+            for row in conn.execute(
+                "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate"
+                " FROM etl_runs WHERE etl_run_id = %s",
+                (run_id,),
+            )
+        }
+        rejected = conn.execute("SELECT count(*) FROM rejected_records WHERE etl_run_id = %s", (run_id,)).fetchone()[0]  # type: ignore[index]
+    if set(ledger) != set(WAREHOUSE_TABLES):
+        problems.append(f"etl_runs has sources {sorted(ledger)} for {run_id}, expected {sorted(WAREHOUSE_TABLES)}")
+    for source, row in ledger.items():
+        if row["read"] != row["loaded"] + row["rejected"] + row["duplicate"]:
+            problems.append(f"{source}: read {row['read']} != loaded + rejected + duplicate {row}")
+        expected = manifest.get(source)
+        if expected:
+            want = {
+                "read": expected["rows"],
+                "loaded": expected["valid"],
+                "rejected": expected["rejected"],
+                "duplicate": expected["duplicates"],
+            }
+            if row != want:
+                problems.append(f"{source}: ledger {row} != manifest {want}")
+    for table in WAREHOUSE_TABLES:
+        loaded = ledger.get(table, {}).get("loaded")
+        if not counts[table]:
+            problems.append(f"table {table} is empty")
+        elif loaded is not None and (counts[table] < loaded if table == "customers" else counts[table] != loaded):
+            # customers also gets the guest customers derived from orders and sessions
+            problems.append(f"table {table} has {counts[table]} rows, the run loaded {loaded}")
+    if ledger and rejected != sum(r["rejected"] for r in ledger.values()):
+        problems.append(
+            f"rejected_records has {rejected} rows for {run_id}, "
+            f"the ledger says {sum(r['rejected'] for r in ledger.values())}"
+        )
+    if problems:
+        raise E2EError("warehouse check failed:\n  " + "\n  ".join(problems))
+    counts["rejected_records"] = rejected
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------- browser
+def browser_part(stack: AirflowStack, sc: Scenario, run_id: str, out_dir: Path, report: Report) -> None:
+    """Log into the UI with headless Chromium, check what a user sees, save the screenshots."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise E2EError(f"{CHROMIUM} not found: `apt-get install -y chromium` (make e2e does it)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(f"{stack.base_url}/auth/login")
+            page.fill("input[name=username]", stack.admin_user)
+            page.fill("input[name=password]", stack.admin_password)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
+
+            page.goto(f"{stack.base_url}/dags")
+            for dag_id in sc.all_dags:
+                expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
+            _assert_no_import_errors(page)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(out_dir / "dag_list.png"))
+            say("[browser] DAG list shows all DAGs, no import-error banner")
+
+            _graph(page, stack, sc.etl_dag, sc.etl_tasks)
+            page.screenshot(path=str(out_dir / "etl_graph.png"))
+            say(f"[browser] ETL graph shows {len(sc.etl_tasks)} tasks")
+
+            _graph(page, stack, sc.quality_dag, ())
+            page.screenshot(path=str(out_dir / "quality_dag.png"))
+            say("[browser] quality DAG graph shown")
+
+            page.goto(f"{stack.base_url}/dags/{sc.etl_dag}/runs/{run_id}/tasks/{sc.log_task}")
+            page.locator("button[aria-label^='Show Grid']").first.click()
+            expect(page.get_by_text("Log message source details").first).to_be_visible()
+            page.get_by_role("button", name="Log Settings").click()
+            page.get_by_role("menuitem", name="Wrap").click()
+            _widen_details_panel(page)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out_dir / "task_log.png"))
+            say(f"[browser] task log of {sc.log_task} shown")
+        except Exception:
+            with_fail = out_dir / "failure.png"
+            try:
+                page.screenshot(path=str(with_fail))
+                say(f"[browser] failure screenshot: {with_fail}")
+            except Exception:  # noqa: S110 - best effort, the original error matters
+                pass
+            raise
+        finally:
+            browser.close()
+    report.note(f"[browser] screenshots in {out_dir}: dag_list.png etl_graph.png quality_dag.png task_log.png")
+
+
+def _assert_no_import_errors(page: Any) -> None:
+    banner = page.get_by_text("Import Error", exact=False)
+    if banner.count():
+        raise E2EError(f"the UI shows an import-error banner: {banner.first.inner_text()[:200]}")
+
+
+def _widen_details_panel(page: Any, x: float = 480) -> None:
+    """Drag the splitter between the grid and the details (log) panel to the left."""
+    splitter = page.get_by_role("separator").filter(has=page.get_by_role("button", name="Collapse Details Panel")).first
+    box = splitter.bounding_box()
+    if not box:
+        return
+    y = box["y"] + box["height"] / 3
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=10)
+    page.mouse.up()
+
+
+def _graph(page: Any, stack: AirflowStack, dag_id: str, tasks: Iterable[str]) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{stack.base_url}/dags/{dag_id}")
+    page.locator("button[aria-label^='Show Graph']").first.click()
+    expect(page.locator(".react-flow__node").first).to_be_visible(timeout=30_000)
+    for task_id in tasks:
+        expect(page.locator(".react-flow__node").filter(has_text=task_id).first).to_be_visible()
+    _assert_no_import_errors(page)
+    page.wait_for_timeout(1500)  # let the layout settle before the screenshot
+
+
+# ---------------------------------------------------------------------------------------------- main
+def run_stack_part(
+    label: str,
+    *,
+    executor: str,
+    sc: Scenario,
+    base_dir: Path,
+    raw_dir: Path,
+    report: Report,
+    workers: int = 2,
+    after: Callable[[AirflowStack, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    t0 = time.monotonic()
+    stack = AirflowStack(
+        base_dir / label,
+        executor=executor,
+        celery_workers=workers,
+        dags_folder=sc.dags_folder,
+        extra_env={"ECOM_RAW_DATA_DIR": str(raw_dir)},
+    )
+    with stack:
+        report.timings[f"{label}: postgres + db migrate"] = stack.timings["db_migrate"]
+        report.timings[f"{label}: components healthy"] = stack.timings["healthy"]
+        report.note(f"[{label}] {executor} stack healthy at {stack.base_url}: {stack.pids()}")
+        result = run_pipeline(stack, sc, report, label, raw_dir)
+        if executor == "CeleryExecutor":
+            used = {h for h in result["hosts"].values() if h}
+            per_worker = {w: sorted(t for t, h in result["hosts"].items() if h == w) for w in stack.worker_names}
+            report.note(f"[{label}] tasks of {result['run_id']} per Celery worker: {per_worker}")
+            idle = [w for w in stack.worker_names if w not in used]
+            if idle:
+                raise E2EError(f"Celery worker(s) {idle} ran no task of run {result['run_id']}: {result['hosts']}")
+        if after:
+            after(stack, result)
+        t_stop = time.monotonic()
+    report.timings[f"{label}: stop (all pids)"] = time.monotonic() - t_stop
+    report.timings[f"{label}: total"] = time.monotonic() - t0
+    return result
+
+
+def main(argv: list[str] | None = None, scenario: Scenario | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--only", choices=("local", "celery"), help="run one executor part (the browser part runs with celery)"
+    )
+    parser.add_argument("--no-browser", action="store_true", help="skip the UI part")
+    parser.add_argument("--run-dir", type=Path, help="keep everything here (default: a temp dir, removed on success)")
+    parser.add_argument(
+        "--images", type=Path, default=IMAGES_DIR, help="where the screenshots go (default docs/images)"
+    )
+    args = parser.parse_args(argv)
+
+    sc = scenario or Scenario(check_warehouse=default_warehouse_check)
+    base = (args.run_dir or Path(tempfile.mkdtemp(prefix="ecom-e2e-"))).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o755)  # noqa: S103 - the embedded PostgreSQL runs as another user and must reach its data dir
+    report = Report()
+    say(f"run directory: {base}")
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    t0 = time.monotonic()
+    ok = False
+    try:
+        raw_dir = prepare_raw_data(base)
+        say(f"input files: {raw_dir}")
+        if args.only in (None, "local"):
+            run_stack_part("local", executor="LocalExecutor", sc=sc, base_dir=base, raw_dir=raw_dir, report=report)
+        if args.only in (None, "celery"):
+
+            def ui(stack: AirflowStack, result: dict[str, Any]) -> None:
+                if args.no_browser:
+                    return
+                t = time.monotonic()
+                browser_part(stack, sc, result["run_id"], args.images, report)
+                report.timings["browser: login, checks, 4 screenshots"] = time.monotonic() - t
+
+            run_stack_part(
+                "celery", executor="CeleryExecutor", sc=sc, base_dir=base, raw_dir=raw_dir, report=report, after=ui
+            )
+        ok = True
+    except (E2EError, StackError) as exc:
+        say(f"FAILED: {exc}")
+    except KeyboardInterrupt:
+        say("interrupted")
+    except Exception:
+        say("FAILED with an unexpected error:\n" + traceback.format_exc())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        report.timings["total"] = time.monotonic() - t0
+        print("\n== e2e timings ==")
+        for name, seconds in report.timings.items():
+            print(f"  {name:<48} {seconds:7.1f} s")
+        print("== e2e facts ==")
+        for fact in report.facts:
+            print(f"  {fact}")
+        (base / "report.json").write_text(json.dumps({"ok": ok, **report.__dict__}, indent=2))
+        removed = ok and not args.run_dir
+        print(
+            f"e2e: {'PASSED' if ok else 'FAILED'} (run directory {base}{' removed' if removed else ', kept'})",
+            flush=True,
+        )
+        if removed:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
