@@ -1,18 +1,11 @@
-"""Fixtures of the data quality tests: clean warehouse data, a check runner, an Airflow home for dag.test().
+"""Fixtures of the data quality tests: clean warehouse data, a check runner, the environment of dag.test().
 
-Airflow reads AIRFLOW_HOME and its metadata database URL when it is first imported, so the
-environment is prepared here at import time (only keys nobody set before, and only while Airflow is
-not imported yet). Airflow's own metadata lives in SQLite; the warehouse is always real PostgreSQL.
+Airflow's own home and metadata database come from the root conftest (`airflow_metadata_db`);
+the warehouse is always real PostgreSQL.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,26 +16,6 @@ import pytest
 from include.quality import CheckResult, CheckSpec, QualityConfig, parse_quality_config, run_check
 
 ROOT = Path(__file__).resolve().parents[2]
-
-if "airflow" not in sys.modules:
-    _home = tempfile.mkdtemp(prefix="quality-airflow-home-")
-    atexit.register(shutil.rmtree, _home, True)
-    os.environ.setdefault("AIRFLOW_HOME", _home)
-    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_home}/airflow.db")
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> str:
-    """Airflow's metadata database, migrated once per session (what dag.test() needs)."""
-    airflow = Path(sys.executable).parent / "airflow"
-    proc = subprocess.run(
-        [str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=300, env=os.environ.copy(), check=False
-    )
-    assert proc.returncode == 0, f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return os.environ["AIRFLOW_HOME"]
-
 
 # ---------------------------------------------------------------------------------------------
 # Warehouse data

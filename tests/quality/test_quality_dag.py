@@ -89,7 +89,7 @@ def test_etl_load_emits_exactly_the_assets_the_quality_dag_waits_for() -> None:
 
 
 def test_failing_warn_check_keeps_the_run_green(
-    airflow_db: str, clean_db: str, sql_exec: Callable[..., None], airflow_env: Callable[[str], Path]
+    airflow_metadata_db: str, clean_db: str, sql_exec: Callable[..., None], airflow_env: Callable[[str], Path]
 ) -> None:
     reports = airflow_env(clean_db)
     sql_exec("UPDATE orders SET order_date = order_date - interval '60 days'")  # stale business dates: a warn check
@@ -110,7 +110,7 @@ def test_failing_warn_check_keeps_the_run_green(
 
 
 def test_failing_fail_check_fails_the_task_once_and_the_report_is_still_written(
-    airflow_db: str, clean_db: str, sql_exec: Callable[..., None], airflow_env: Callable[[str], Path]
+    airflow_metadata_db: str, clean_db: str, sql_exec: Callable[..., None], airflow_env: Callable[[str], Path]
 ) -> None:
     reports = airflow_env(clean_db)
     sql_exec("UPDATE orders SET total_amount = 99.99 WHERE order_reference = 'ORD-2'")  # 1 × 49.50 expected
@@ -136,7 +136,11 @@ def test_failing_fail_check_fails_the_task_once_and_the_report_is_still_written(
 
 
 def test_bad_check_config_fails_the_task_without_retry(
-    airflow_db: str, clean_db: str, airflow_env: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    airflow_metadata_db: str,
+    clean_db: str,
+    airflow_env: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     airflow_env(clean_db)
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
@@ -170,7 +174,11 @@ def _stem(run_id: str) -> str:
     not ETL_DAG_FILE.exists(), reason="dags/etl_ecommerce_dag.py (the lead's ETL DAG) has not landed yet"
 )
 def test_etl_then_quality_end_to_end(
-    airflow_db: str, fresh_db: str, airflow_env: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    airflow_metadata_db: str,
+    fresh_db: str,
+    airflow_env: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from scripts.generate_data import generate
 
