@@ -112,25 +112,29 @@ def _copy_file(cur: psycopg.Cursor[Any], target: sql.Composable, columns: list[s
 
 
 def _upsert(entity: Entity) -> sql.Composed:
+    """INSERT … ON CONFLICT of the staged rows (last occurrence per key), counting loaded, inserted, updated."""
     cols = list(entity.select)
     target = sql.Identifier(entity.table)
     key = sql.Identifier(entity.key)
     skey = sql.SQL("s.") + sql.Identifier(entity.key)
-    exprs = sql.SQL(", ").join(sql.SQL(entity.select[c]) for c in cols)
+    exprs = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(entity.select[c]), sql.Identifier(c)) for c in cols)
     join = sql.SQL(" JOIN customers c ON c.email = s.customer_email") if entity.joins_customer else sql.SQL("")
-    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols if c != entity.key)
-    current = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in cols if c != entity.key)
-    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in cols if c != entity.key)
+    others = [c for c in cols if c != entity.key]
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
+    current = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in others)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in others)
+    col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
     return sql.SQL(
-        "WITH up AS ("
-        " INSERT INTO {target} ({cols}, etl_run_id)"
-        " SELECT DISTINCT ON ({skey}) {exprs}, %(run_id)s FROM {stg} s{join} ORDER BY {skey}, s._line DESC"
+        "WITH src AS MATERIALIZED ("
+        " SELECT DISTINCT ON ({skey}) {exprs} FROM {stg} s{join} ORDER BY {skey}, s._line DESC"
+        "), up AS ("
+        " INSERT INTO {target} ({cols}, etl_run_id) SELECT {cols}, %(run_id)s FROM src"
         " ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now(), etl_run_id = EXCLUDED.etl_run_id"
         " WHERE ROW({current}) IS DISTINCT FROM ROW({incoming})"
         " RETURNING (xmax = 0) AS inserted"
-        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-    ).format(target=target, cols=sql.SQL(", ").join(map(sql.Identifier, cols)), skey=skey, exprs=exprs, stg=_staging_name(entity.source),
-             join=join, key=key, updates=updates, current=current, incoming=incoming)
+        ") SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    ).format(target=target, cols=col_list, skey=skey, exprs=exprs, stg=_staging_name(entity.source), join=join, key=key,
+             updates=updates, current=current, incoming=incoming)
 
 
 class DataLoader:
@@ -195,15 +199,12 @@ class DataLoader:
         return {"run_id": run_id, "seconds": round(elapsed, 2), "counts": counts}
 
     def _upsert(self, cur: psycopg.Cursor[Any], entity: Entity, run_id: str, src: Mapping[str, Any]) -> dict[str, int]:
-        cur.execute(sql.SQL("SELECT count(DISTINCT {}) FROM {}").format(sql.Identifier(entity.key), _staging_name(entity.source)))
-        row = cur.fetchone()
-        distinct = int(row[0]) if row else 0
-        if distinct != int(src["rows_loaded"]):
-            raise psycopg.DataError(f"{entity.source}: staging holds {distinct} distinct keys, transform reported {src['rows_loaded']}")
         cur.execute(_upsert(entity), {"run_id": run_id})
         row = cur.fetchone()
-        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
-        return {"loaded": distinct, "inserted": inserted, "updated": updated, "unchanged": distinct - inserted - updated}
+        loaded, inserted, updated = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+        if loaded != int(src["rows_loaded"]):  # the transform and the database must agree on every row
+            raise psycopg.DataError(f"{entity.source}: {loaded} distinct keys reached the table, transform reported {src['rows_loaded']}")
+        return {"loaded": loaded, "inserted": inserted, "updated": updated, "unchanged": loaded - inserted - updated}
 
     @staticmethod
     def _derive_customers(cur: psycopg.Cursor[Any], entity: Entity, run_id: str, counts: dict[str, dict[str, int]]) -> None:
