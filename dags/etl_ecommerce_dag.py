@@ -58,7 +58,9 @@ def extract(source: str) -> dict[str, Any]:
         raise _fail_fast(err) from err
 
 
-@task(doc_md="Validate, clean and enrich every source; quarantine rejects; fail before loading when a reject rate is above the guard.")
+@task(
+    doc_md="Validate, clean and enrich every source; quarantine rejects; fail before loading when a reject rate is above the guard."
+)
 def transform_data(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from include import pipeline
     from include.transform import RejectRateExceeded
@@ -70,8 +72,11 @@ def transform_data(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
         raise _fail_fast(err) from err
 
 
-@task(outlets=list(WAREHOUSE_ASSETS), pool=SETTINGS.load_pool,
-      doc_md="Load the run in one transaction (advisory lock, COPY + upsert, rejects, ledger); emits the table Assets.")
+@task(
+    outlets=list(WAREHOUSE_ASSETS),
+    pool=SETTINGS.load_pool,
+    doc_md="Load the run in one transaction (advisory lock, COPY + upsert, rejects, ledger); emits the table Assets.",
+)
 def load_data(transformed: dict[str, Any]) -> dict[str, Any]:
     from include import pipeline
 
@@ -90,7 +95,12 @@ def send_notification(loaded: dict[str, Any]) -> dict[str, Any]:
     log = logging.getLogger(__name__)
     for line in pipeline.summary_lines(loaded):
         log.info(line)
-    summary = {"dag_id": dag_id, "run_id": run_id, "sources": loaded["sources"], "rejects_table": loaded["rejects_table"]}
+    summary = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "sources": loaded["sources"],
+        "rejects_table": loaded["rejects_table"],
+    }
     if SETTINGS.notify_on_success:
         notifications.send_run_summary(summary)
     pipeline.prune_staging(SETTINGS, dag_id)

@@ -13,7 +13,9 @@ WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
 
 def table_asset(table: str) -> Asset:
     """The Asset of warehouse table `table`."""
-    return Asset(name=f"ecommerce.{table}", uri=f"postgres://warehouse:5432/ecommerce/public/{table}", group="ecommerce")
+    return Asset(
+        name=f"ecommerce.{table}", uri=f"postgres://warehouse:5432/ecommerce/public/{table}", group="ecommerce"
+    )
 
 
 WAREHOUSE_ASSETS = tuple(table_asset(t) for t in WAREHOUSE_TABLES)

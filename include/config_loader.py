@@ -59,7 +59,9 @@ def _get(data: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
     return value
 
 
-def get_str(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, *, optional: bool = False) -> str | None:
+def get_str(
+    data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, *, optional: bool = False
+) -> str | None:
     """A string value (None allowed only when `optional`)."""
     value = _get(data, key, path, default)
     if value is None and optional:
@@ -69,6 +71,11 @@ def get_str(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSIN
     return value
 
 
+def get_text(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> str:
+    """A required non-empty string."""
+    return str(get_str(data, key, path, default))
+
+
 def get_bool(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> bool:
     value = _get(data, key, path, default)
     if not isinstance(value, bool):
@@ -76,7 +83,15 @@ def get_bool(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSI
     return value
 
 
-def get_int(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def get_int(
+    data: Mapping[str, Any],
+    key: str,
+    path: str,
+    default: Any = _MISSING,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
     value = _get(data, key, path, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"'{path}.{key}' must be an integer, got {value!r}")
@@ -84,7 +99,16 @@ def get_int(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSIN
     return value
 
 
-def get_float(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING, *, minimum: float | None = None, maximum: float | None = None, optional: bool = False) -> float | None:
+def get_float(
+    data: Mapping[str, Any],
+    key: str,
+    path: str,
+    default: Any = _MISSING,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    optional: bool = False,
+) -> float | None:
     value = _get(data, key, path, default)
     if value is None and optional:
         return None
@@ -103,8 +127,7 @@ def get_choice(data: Mapping[str, Any], key: str, path: str, choices: tuple[str,
 
 def get_identifier(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> str:
     """A SQL identifier: letters, digits, underscore; quoted by the driver wherever it is used."""
-    value = get_str(data, key, path, default)
-    assert value is not None
+    value = get_text(data, key, path, default)
     if not _IDENT.match(value):
         raise ConfigError(f"'{path}.{key}' must be a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*), got {value!r}")
     return value
@@ -201,13 +224,12 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
     base = config_path.parent
 
     paths = section(raw, "paths")
-    raw_dir = env.get(ENV_RAW_DATA_DIR) or get_str(paths, "raw_data_dir", "paths")
-    staging = env.get(ENV_STAGING_DIR) or get_str(paths, "staging_dir", "paths")
-    reports = env.get(ENV_REPORTS_DIR) or get_str(paths, "reports_dir", "paths")
+    raw_dir = env.get(ENV_RAW_DATA_DIR) or get_text(paths, "raw_data_dir", "paths")
+    staging = env.get(ENV_STAGING_DIR) or get_text(paths, "staging_dir", "paths")
+    reports = env.get(ENV_REPORTS_DIR) or get_text(paths, "reports_dir", "paths")
 
     db = section(raw, "database")
-    conn_id = env.get(ENV_POSTGRES_CONN_ID) or get_str(db, "conn_id", "database")
-    assert conn_id is not None
+    conn_id = env.get(ENV_POSTGRES_CONN_ID) or get_text(db, "conn_id", "database")
     if not re.match(r"^[A-Za-z0-9_.-]+$", conn_id):
         raise ConfigError(f"'database.conn_id' must be an Airflow connection id, got {conn_id!r}")
 
@@ -215,11 +237,12 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
     sources: dict[str, SourceConfig] = {}
     for name in SOURCES:
         s = section(src, name, "sources")
-        file = get_str(s, "file", f"sources.{name}")
-        assert file is not None
+        file = get_text(s, "file", f"sources.{name}")
         if "/" in file or file.startswith("."):
             raise ConfigError(f"'sources.{name}.file' must be a file name inside the raw directory, got {file!r}")
-        sources[name] = SourceConfig(name, file, get_bool(s, "required", f"sources.{name}", default=name != "customers"))
+        sources[name] = SourceConfig(
+            name, file, get_bool(s, "required", f"sources.{name}", default=name != "customers")
+        )
     unknown = set(src) - set(SOURCES)
     if unknown:
         raise ConfigError(f"'sources' has unknown source(s) {sorted(unknown)}; known: {list(SOURCES)}")
@@ -247,14 +270,15 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         where = f"transform.price_tiers[{i}]"
         if not isinstance(t, Mapping):
             raise ConfigError(f"'{where}' must be a mapping with name and max_price, got {t!r}")
-        name = get_str(t, "name", where)
-        assert name is not None
+        name = get_text(t, "name", where)
         last = i == len(tiers_raw) - 1
         mx = get_float(t, "max_price", where, None, minimum=0, optional=True)
         if mx is None and not last:
             raise ConfigError(f"'{where}.max_price' may be null only on the last tier")
         if mx is not None and last:
-            raise ConfigError(f"'{where}.max_price' must be null on the last tier (it takes every higher price), got {mx!r}")
+            raise ConfigError(
+                f"'{where}.max_price' must be null on the last tier (it takes every higher price), got {mx!r}"
+            )
         if tiers and mx is not None and tiers[-1].max_price is not None and mx <= tiers[-1].max_price:
             raise ConfigError(f"'{where}.max_price' must be greater than the previous tier's, got {mx!r}")
         tiers.append(PriceTier(name, mx))

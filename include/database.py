@@ -21,7 +21,16 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE = PROJECT_ROOT / "init_db.sql"
 # Extras of an Airflow Postgres connection that are libpq parameters.
-_LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options", "target_session_attrs")
+_LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+)
 
 
 def conninfo_from_connection(conn_id: str) -> str:
@@ -60,7 +69,9 @@ def describe(conninfo: str) -> str:
     return f"{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
 
 
-def connect(conninfo: str, *, schema: str = "public", application_name: str = "ecommerce_etl", **kwargs: Any) -> psycopg.Connection[Any]:
+def connect(
+    conninfo: str, *, schema: str = "public", application_name: str = "ecommerce_etl", **kwargs: Any
+) -> psycopg.Connection[Any]:
     """Open a connection with `schema` first on the search_path.
 
     Raises:

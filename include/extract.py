@@ -35,23 +35,46 @@ from include.config_loader import ProductsApiConfig, Settings
 log = logging.getLogger(__name__)
 
 LINE_COLUMN = "_line"
-ORDER_COLUMNS = ("order_reference", "customer_email", "product_id", "quantity", "unit_price", "order_date", "status", "payment_method")
+ORDER_COLUMNS = (
+    "order_reference",
+    "customer_email",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "order_date",
+    "status",
+    "payment_method",
+)
 CUSTOMER_COLUMNS = ("email", "first_name", "last_name", "country", "signup_date")
 SESSION_FIELDS = (
-    "session_id", "customer_email", "session_start", "session_end", "pages_viewed", "items_viewed",
-    "items_added_to_cart", "conversion", "device_type", "browser", "ip_address",
+    "session_id",
+    "customer_email",
+    "session_start",
+    "session_end",
+    "pages_viewed",
+    "items_viewed",
+    "items_added_to_cart",
+    "conversion",
+    "device_type",
+    "browser",
+    "ip_address",
 )
 PRODUCT_FIELDS = ("id", "title", "price", "description", "category", "image", "rating_rate", "rating_count")
 CSV_COLUMNS = {"orders": ORDER_COLUMNS, "customers": CUSTOMER_COLUMNS}
 # Optional CSV columns may be absent from the header; required ones may not.
-OPTIONAL_CSV_COLUMNS = {"orders": frozenset({"payment_method"}), "customers": frozenset({"first_name", "last_name", "country", "signup_date"})}
+OPTIONAL_CSV_COLUMNS = {
+    "orders": frozenset({"payment_method"}),
+    "customers": frozenset({"first_name", "last_name", "country", "signup_date"}),
+}
 DELIMITERS = (",", ";", "|", "\t")
 
 
 class InputFileError(ValueError):
     """A raw input is structurally damaged; the message names file, line, field and value."""
 
-    def __init__(self, file: str, problem: str, line: int | None = None, field: str | None = None, value: str | None = None):
+    def __init__(
+        self, file: str, problem: str, line: int | None = None, field: str | None = None, value: str | None = None
+    ):
         self.file, self.problem, self.line, self.field, self.value = file, problem, line, field, value
         where = file + (f", line {line}" if line is not None else "") + (f", field '{field}'" if field else "")
         shown = "" if value is None else f" (value: {value[:80]!r}{'…' if len(value) > 80 else ''})"
@@ -79,8 +102,15 @@ class ExtractManifest:
     detail: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "file": self.file, "staged_dir": self.staged_dir, "parts": list(self.parts),
-                "rows_read": self.rows_read, "sha256": self.sha256, "detail": dict(self.detail)}
+        return {
+            "source": self.source,
+            "file": self.file,
+            "staged_dir": self.staged_dir,
+            "parts": list(self.parts),
+            "rows_read": self.rows_read,
+            "sha256": self.sha256,
+            "detail": dict(self.detail),
+        }
 
 
 def redact_url(url: str) -> str:
@@ -174,7 +204,9 @@ class ProductsApiClient:
         for attempt in range(attempts):
             retry_after = None
             try:
-                resp = self.session.get(self.url, timeout=self.cfg.timeout_seconds, headers={"Accept": "application/json"})
+                resp = self.session.get(
+                    self.url, timeout=self.cfg.timeout_seconds, headers={"Accept": "application/json"}
+                )
             except (requests.ConnectionError, requests.Timeout) as err:
                 last = f"{type(err).__name__}: {err}"
             else:
@@ -182,18 +214,27 @@ class ProductsApiClient:
                     last = f"HTTP {resp.status_code}"
                     retry_after = resp.headers.get("Retry-After")
                 elif resp.status_code >= 400:
-                    raise ApiError(f"products API {shown} answered HTTP {resp.status_code}; not retrying", retryable=False)
+                    raise ApiError(
+                        f"products API {shown} answered HTTP {resp.status_code}; not retrying", retryable=False
+                    )
                 else:
                     try:
                         data = resp.json()
                     except ValueError as err:
-                        raise ApiError(f"products API {shown} returned a body that is not JSON: {err}", retryable=False) from err
+                        raise ApiError(
+                            f"products API {shown} returned a body that is not JSON: {err}", retryable=False
+                        ) from err
                     if not isinstance(data, list):
-                        raise ApiError(f"products API {shown} returned JSON {type(data).__name__}, expected an array", retryable=False)
+                        raise ApiError(
+                            f"products API {shown} returned JSON {type(data).__name__}, expected an array",
+                            retryable=False,
+                        )
                     return data
             if attempt + 1 < attempts:
                 delay = self._delay(attempt, retry_after)
-                log.warning("products API %s: %s (attempt %d/%d); retrying in %.1fs", shown, last, attempt + 1, attempts, delay)
+                log.warning(
+                    "products API %s: %s (attempt %d/%d); retrying in %.1fs", shown, last, attempt + 1, attempts, delay
+                )
                 self._sleep(delay)
         raise ApiError(f"products API {shown} failed after {attempts} attempts; last error: {last}", retryable=True)
 
@@ -221,7 +262,10 @@ class DataExtractor:
             return None
         size = path.stat().st_size
         if size > self.settings.max_file_bytes:
-            raise InputFileError(path.name, f"file is {size} bytes, larger than extract.max_file_mb ({self.settings.max_file_bytes} bytes)")
+            raise InputFileError(
+                path.name,
+                f"file is {size} bytes, larger than extract.max_file_mb ({self.settings.max_file_bytes} bytes)",
+            )
         return path
 
     def _empty(self, source: str, file: str, out: Path) -> ExtractManifest:
@@ -264,13 +308,24 @@ class DataExtractor:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(
-                use_threads=False, encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                column_names=header, skip_rows=1, block_size=int(min(64 << 20, max(1 << 20, self.settings.chunk_size * avg_line))),
+                use_threads=False,
+                encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                column_names=header,
+                skip_rows=1,
+                block_size=int(min(64 << 20, max(1 << 20, self.settings.chunk_size * avg_line))),
             ),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True, newlines_in_values=True,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                newlines_in_values=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
         parts: list[str] = []
         rows = 0
@@ -288,10 +343,20 @@ class DataExtractor:
             parts.append(str(part))
             rows += table.num_rows
         detail = {"encoding": encoding, "delimiter": delimiter}
-        log.info("extracted %s: %d rows from %s (encoding %s, delimiter %r) into %d part(s)", source, rows, name, encoding, delimiter, len(parts))
+        log.info(
+            "extracted %s: %d rows from %s (encoding %s, delimiter %r) into %d part(s)",
+            source,
+            rows,
+            name,
+            encoding,
+            delimiter,
+            len(parts),
+        )
         return ExtractManifest(source, name, str(out), tuple(parts), rows, _sha256(path), detail)
 
-    def _iter_batches(self, reader: Any, name: str, invalid: list[tuple[int | None, int, int, str]]) -> Iterator[pa.RecordBatch]:
+    def _iter_batches(
+        self, reader: Any, name: str, invalid: list[tuple[int | None, int, int, str]]
+    ) -> Iterator[pa.RecordBatch]:
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -309,7 +374,9 @@ class DataExtractor:
     def _raise_invalid(name: str, row: tuple[int | None, int, int, str]) -> None:
         number, expected, actual, text = row
         if number is None or "\n" in text:
-            raise InputFileError(name, "unterminated quoted field (a quote opens and the file ends before it closes)", value=text)
+            raise InputFileError(
+                name, "unterminated quoted field (a quote opens and the file ends before it closes)", value=text
+            )
         raise InputFileError(name, f"expected {expected} fields, found {actual}", line=number, value=text)
 
     def _check_fields(self, table: pa.Table, name: str, rows_before: int) -> None:
@@ -319,13 +386,23 @@ class DataExtractor:
             longest = pc.max(pc.utf8_length(arr)).as_py()
             if longest is not None and longest > limit:
                 idx = pc.index(pc.greater(pc.utf8_length(arr), limit), True).as_py()
-                raise InputFileError(name, f"field longer than extract.max_field_chars ({longest} > {limit} characters)",
-                                     line=rows_before + 2 + idx, field=col, value=str(arr[idx].as_py())[:40])
+                raise InputFileError(
+                    name,
+                    f"field longer than extract.max_field_chars ({longest} > {limit} characters)",
+                    line=rows_before + 2 + idx,
+                    field=col,
+                    value=str(arr[idx].as_py())[:40],
+                )
             has_nul = pc.any(pc.match_substring(arr, "\x00")).as_py()
             if has_nul:
                 idx = pc.index(pc.match_substring(arr, "\x00"), True).as_py()
-                raise InputFileError(name, "NUL byte in field (PostgreSQL text cannot hold it)", line=rows_before + 2 + idx,
-                                     field=col, value=str(arr[idx].as_py()).replace("\x00", "\\0"))
+                raise InputFileError(
+                    name,
+                    "NUL byte in field (PostgreSQL text cannot hold it)",
+                    line=rows_before + 2 + idx,
+                    field=col,
+                    value=str(arr[idx].as_py()).replace("\x00", "\\0"),
+                )
 
     # ---- JSON ------------------------------------------------------------------------------
     def extract_sessions(self) -> ExtractManifest:
@@ -366,12 +443,15 @@ class DataExtractor:
         path = self._check_file(source)
         if path is None:
             return self._empty(source, self.settings.sources[source].file, out)
-        parts, rows = self._stage_records(_iter_json_records(path), PRODUCT_FIELDS, out, path.name, flatten=_flatten_product)
+        parts, rows = self._stage_records(
+            _iter_json_records(path), PRODUCT_FIELDS, out, path.name, flatten=_flatten_product
+        )
         log.info("extracted products: %d from %s", rows, path.name)
         return ExtractManifest(source, path.name, str(out), tuple(parts), rows, _sha256(path), {"origin": "file"})
 
-    def _stage_records(self, records: Iterable[tuple[int, Any]], fields: tuple[str, ...], out: Path, name: str,
-                       flatten: Any = None) -> tuple[list[str], int]:
+    def _stage_records(
+        self, records: Iterable[tuple[int, Any]], fields: tuple[str, ...], out: Path, name: str, flatten: Any = None
+    ) -> tuple[list[str], int]:
         parts: list[str] = []
         rows = 0
         columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw")}
@@ -392,18 +472,23 @@ class DataExtractor:
 
         for line, obj in records:
             if not isinstance(obj, dict):
-                raise InputFileError(name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)[:80])
-            if flatten:
-                obj = flatten(obj)
-            raw = json.dumps(obj, ensure_ascii=False, default=str)
+                raise InputFileError(
+                    name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)[:80]
+                )
+            record = flatten(obj) if flatten else obj
+            raw = json.dumps(record, ensure_ascii=False, default=str)
             if "\\u0000" in raw:
                 raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
             for f in fields:
-                value = obj.get(f)
-                text = _to_text(value)
+                text = _to_text(record.get(f))
                 if text is not None and len(text) > limit:
-                    raise InputFileError(name, f"field longer than extract.max_field_chars ({len(text)} > {limit})", line=line, field=f,
-                                         value=text[:40])
+                    raise InputFileError(
+                        name,
+                        f"field longer than extract.max_field_chars ({len(text)} > {limit})",
+                        line=line,
+                        field=f,
+                        value=text[:40],
+                    )
                 columns[f].append(text)
             columns["_raw"].append(raw)
             lines.append(line)
@@ -463,8 +548,12 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     yield lineno, json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise InputFileError(name, f"invalid JSON Lines record: {err.msg} at column {err.colno}", line=lineno,
-                                         value=line.strip()[:80]) from err
+                    raise InputFileError(
+                        name,
+                        f"invalid JSON Lines record: {err.msg} at column {err.colno}",
+                        line=lineno,
+                        value=line.strip()[:80],
+                    ) from err
     else:
         raise InputFileError(name, f"expected a JSON array or JSON Lines objects, file starts with {first!r}", line=1)
 
@@ -480,7 +569,7 @@ def _iter_json_array(path: Path, encoding: str) -> Iterator[tuple[int, Any]]:
         elif encoding == "utf-8-sig":
             raw.read(3)
         try:
-            for index, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):  # noqa: B007 - used after loop
+            for index, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):
                 yield index, item
         except ijson.JSONError as err:
             raise InputFileError(path.name, f"invalid JSON after item {index}: {err}", line=None) from err

@@ -45,32 +45,96 @@ class Entity:
 
 
 ENTITIES: tuple[Entity, ...] = (
-    Entity("products", "products", "product_id",
-           {"product_id": "integer", "name": "text", "description": "text", "price": "numeric(12,2)", "category": "text",
-            "price_tier": "text", "image_url": "text", "rating_rate": "numeric(4,2)", "rating_count": "integer"},
-           {c: f"s.{c}" for c in CLEAN_COLUMNS["products"]}),
-    Entity("customers", "customers", "email",
-           {"email": "text", "first_name": "text", "last_name": "text", "country": "text", "signup_date": "date"},
-           {c: f"s.{c}" for c in CLEAN_COLUMNS["customers"]}),
-    Entity("orders", "orders", "order_reference",
-           {"order_reference": "text", "customer_email": "text", "product_id": "integer", "quantity": "integer",
-            "unit_price": "numeric(12,2)", "total_amount": "numeric(14,2)", "order_date": "timestamptz", "status": "text",
-            "payment_method": "text"},
-           {"order_reference": "s.order_reference", "customer_id": "c.customer_id", "product_id": "s.product_id",
-            "quantity": "s.quantity", "unit_price": "s.unit_price", "total_amount": "s.total_amount", "order_date": "s.order_date",
-            "status": "s.status", "payment_method": "s.payment_method"},
-           joins_customer=True),
-    Entity("user_sessions", "user_sessions", "session_id",
-           {"session_id": "text", "customer_email": "text", "session_start": "timestamptz", "session_end": "timestamptz",
-            "duration_seconds": "integer", "pages_viewed": "integer", "items_viewed": "jsonb", "items_added_to_cart": "jsonb",
-            "items_viewed_count": "integer", "items_added_to_cart_count": "integer", "converted": "boolean", "device_type": "text",
-            "browser": "text", "ip_network": "cidr"},
-           {"session_id": "s.session_id", "customer_id": "c.customer_id", "session_start": "s.session_start",
-            "session_end": "s.session_end", "duration_seconds": "s.duration_seconds", "pages_viewed": "s.pages_viewed",
-            "items_viewed": "s.items_viewed", "items_added_to_cart": "s.items_added_to_cart",
-            "items_viewed_count": "s.items_viewed_count", "items_added_to_cart_count": "s.items_added_to_cart_count",
-            "converted": "s.converted", "device_type": "s.device_type", "browser": "s.browser", "ip_network": "s.ip_network"},
-           joins_customer=True),
+    Entity(
+        "products",
+        "products",
+        "product_id",
+        {
+            "product_id": "integer",
+            "name": "text",
+            "description": "text",
+            "price": "numeric(12,2)",
+            "category": "text",
+            "price_tier": "text",
+            "image_url": "text",
+            "rating_rate": "numeric(4,2)",
+            "rating_count": "integer",
+        },
+        {c: f"s.{c}" for c in CLEAN_COLUMNS["products"]},
+    ),
+    Entity(
+        "customers",
+        "customers",
+        "email",
+        {"email": "text", "first_name": "text", "last_name": "text", "country": "text", "signup_date": "date"},
+        {c: f"s.{c}" for c in CLEAN_COLUMNS["customers"]},
+    ),
+    Entity(
+        "orders",
+        "orders",
+        "order_reference",
+        {
+            "order_reference": "text",
+            "customer_email": "text",
+            "product_id": "integer",
+            "quantity": "integer",
+            "unit_price": "numeric(12,2)",
+            "total_amount": "numeric(14,2)",
+            "order_date": "timestamptz",
+            "status": "text",
+            "payment_method": "text",
+        },
+        {
+            "order_reference": "s.order_reference",
+            "customer_id": "c.customer_id",
+            "product_id": "s.product_id",
+            "quantity": "s.quantity",
+            "unit_price": "s.unit_price",
+            "total_amount": "s.total_amount",
+            "order_date": "s.order_date",
+            "status": "s.status",
+            "payment_method": "s.payment_method",
+        },
+        joins_customer=True,
+    ),
+    Entity(
+        "user_sessions",
+        "user_sessions",
+        "session_id",
+        {
+            "session_id": "text",
+            "customer_email": "text",
+            "session_start": "timestamptz",
+            "session_end": "timestamptz",
+            "duration_seconds": "integer",
+            "pages_viewed": "integer",
+            "items_viewed": "jsonb",
+            "items_added_to_cart": "jsonb",
+            "items_viewed_count": "integer",
+            "items_added_to_cart_count": "integer",
+            "converted": "boolean",
+            "device_type": "text",
+            "browser": "text",
+            "ip_network": "cidr",
+        },
+        {
+            "session_id": "s.session_id",
+            "customer_id": "c.customer_id",
+            "session_start": "s.session_start",
+            "session_end": "s.session_end",
+            "duration_seconds": "s.duration_seconds",
+            "pages_viewed": "s.pages_viewed",
+            "items_viewed": "s.items_viewed",
+            "items_added_to_cart": "s.items_added_to_cart",
+            "items_viewed_count": "s.items_viewed_count",
+            "items_added_to_cart_count": "s.items_added_to_cart_count",
+            "converted": "s.converted",
+            "device_type": "s.device_type",
+            "browser": "s.browser",
+            "ip_network": "s.ip_network",
+        },
+        joins_customer=True,
+    ),
 )
 
 _REFRESH_AGGREGATES = """
@@ -105,7 +169,9 @@ def _staging_name(source: str) -> sql.Identifier:
 def _copy_file(cur: psycopg.Cursor[Any], target: sql.Composable, columns: list[str], path: Path) -> None:
     if not path.exists():  # COPY of a missing file must never silently load nothing
         raise FileNotFoundError(f"staged file missing: {path}")
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
     with path.open("rb") as f, cur.copy(stmt) as copy:
         while block := f.read(1 << 20):
             copy.write(block)
@@ -133,14 +199,31 @@ def _upsert(entity: Entity) -> sql.Composed:
         " WHERE ROW({current}) IS DISTINCT FROM ROW({incoming})"
         " RETURNING (xmax = 0) AS inserted"
         ") SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-    ).format(target=target, cols=col_list, skey=skey, exprs=exprs, stg=_staging_name(entity.source), join=join, key=key,
-             updates=updates, current=current, incoming=incoming)
+    ).format(
+        target=target,
+        cols=col_list,
+        skey=skey,
+        exprs=exprs,
+        stg=_staging_name(entity.source),
+        join=join,
+        key=key,
+        updates=updates,
+        current=current,
+        incoming=incoming,
+    )
 
 
 class DataLoader:
     """Load one run's clean files into PostgreSQL atomically (see module docstring)."""
 
-    def __init__(self, conninfo: str, *, schema: str = "public", lock_timeout_seconds: int = 300, statement_timeout_seconds: int = 3600):
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        lock_timeout_seconds: int = 300,
+        statement_timeout_seconds: int = 3600,
+    ):
         self.conninfo = conninfo
         self.schema = schema
         self.lock_timeout_seconds = lock_timeout_seconds
@@ -154,7 +237,9 @@ class DataLoader:
                 return set()
             return {int(r[0]) for r in conn.execute("SELECT product_id FROM products")}
 
-    def load(self, run_id: str, sources: Mapping[str, Mapping[str, Any]], started_at: datetime | None = None) -> dict[str, Any]:
+    def load(
+        self, run_id: str, sources: Mapping[str, Mapping[str, Any]], started_at: datetime | None = None
+    ) -> dict[str, Any]:
         """Load the transformed `sources` (SourceResult dicts) of `run_id` in one transaction; return counts.
 
         Raises:
@@ -168,7 +253,11 @@ class DataLoader:
             with connect(self.conninfo, schema=self.schema) as conn, conn.transaction(), conn.cursor() as cur:
                 step = "lock"
                 cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{self.lock_timeout_seconds}s")))
-                cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{self.statement_timeout_seconds}s")))
+                cur.execute(
+                    sql.SQL("SET LOCAL statement_timeout = {}").format(
+                        sql.Literal(f"{self.statement_timeout_seconds}s")
+                    )
+                )
                 cur.execute("SET LOCAL work_mem = '256MB'")
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
                 step = "schema"
@@ -176,9 +265,17 @@ class DataLoader:
                 for entity in ENTITIES:
                     src = sources[entity.source]
                     step = f"copy {entity.source} into staging"
-                    types = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in entity.staging_types.items())
-                    cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}, _line bigint NOT NULL) ON COMMIT DROP").format(_staging_name(entity.source), types))
-                    _copy_file(cur, _staging_name(entity.source), [*entity.staging_types, "_line"], Path(src["clean_path"]))
+                    types = sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in entity.staging_types.items()
+                    )
+                    cur.execute(
+                        sql.SQL("CREATE TEMP TABLE {} ({}, _line bigint NOT NULL) ON COMMIT DROP").format(
+                            _staging_name(entity.source), types
+                        )
+                    )
+                    _copy_file(
+                        cur, _staging_name(entity.source), [*entity.staging_types, "_line"], Path(src["clean_path"])
+                    )
                     if entity.joins_customer:
                         step = f"derive customers from {entity.source}"
                         self._derive_customers(cur, entity, run_id, counts)
@@ -192,8 +289,10 @@ class DataLoader:
                 self._write_ledger(cur, run_id, sources, counts, started_at)
                 step = "commit"
         except (psycopg.Error, OSError) as err:
-            raise LoadError(f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {err}; rolled back, "
-                            "no table was changed") from err
+            raise LoadError(
+                f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {err}; rolled back, "
+                "no table was changed"
+            ) from err
         elapsed = time.monotonic() - t0
         log.info("loaded run %s in %.1fs: %s", run_id, elapsed, counts)
         return {"run_id": run_id, "seconds": round(elapsed, 2), "counts": counts}
@@ -203,15 +302,21 @@ class DataLoader:
         row = cur.fetchone()
         loaded, inserted, updated = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
         if loaded != int(src["rows_loaded"]):  # the transform and the database must agree on every row
-            raise psycopg.DataError(f"{entity.source}: {loaded} distinct keys reached the table, transform reported {src['rows_loaded']}")
+            raise psycopg.DataError(
+                f"{entity.source}: {loaded} distinct keys reached the table, transform reported {src['rows_loaded']}"
+            )
         return {"loaded": loaded, "inserted": inserted, "updated": updated, "unchanged": loaded - inserted - updated}
 
     @staticmethod
-    def _derive_customers(cur: psycopg.Cursor[Any], entity: Entity, run_id: str, counts: dict[str, dict[str, int]]) -> None:
+    def _derive_customers(
+        cur: psycopg.Cursor[Any], entity: Entity, run_id: str, counts: dict[str, dict[str, int]]
+    ) -> None:
         # Every email of a valid order or session becomes a customer (names only ever come from customers.csv).
         cur.execute(
-            sql.SQL("WITH ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM {}"
-                    " ON CONFLICT (email) DO NOTHING RETURNING 1) SELECT count(*) FROM ins").format(_staging_name(entity.source)),
+            sql.SQL(
+                "WITH ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM {}"
+                " ON CONFLICT (email) DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
+            ).format(_staging_name(entity.source)),
             (run_id,),
         )
         row = cur.fetchone()
@@ -219,18 +324,28 @@ class DataLoader:
         derived["derived"] = derived.get("derived", 0) + (int(row[0]) if row else 0)
 
     def _write_rejects(self, cur: psycopg.Cursor[Any], run_id: str, sources: Mapping[str, Mapping[str, Any]]) -> None:
-        cur.execute("CREATE TEMP TABLE stg_rejects (source text, source_file text, line_number integer, reason text, field text,"
-                    " detail text, raw_record jsonb) ON COMMIT DROP")
+        cur.execute(
+            "CREATE TEMP TABLE stg_rejects (source text, source_file text, line_number integer, reason text, field text,"
+            " detail text, raw_record jsonb) ON COMMIT DROP"
+        )
         for src in sources.values():
             _copy_file(cur, sql.Identifier("stg_rejects"), REJECT_COLUMNS, Path(src["rejects_path"]))
         # A re-run of the same run replaces its own quarantine rows instead of adding them twice.
         cur.execute("DELETE FROM rejected_records WHERE etl_run_id = %s", (run_id,))
-        cur.execute("INSERT INTO rejected_records (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record)"
-                    " SELECT %s, source, source_file, line_number, reason, field, detail, raw_record FROM stg_rejects", (run_id,))
+        cur.execute(
+            "INSERT INTO rejected_records (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record)"
+            " SELECT %s, source, source_file, line_number, reason, field, detail, raw_record FROM stg_rejects",
+            (run_id,),
+        )
 
     @staticmethod
-    def _write_ledger(cur: psycopg.Cursor[Any], run_id: str, sources: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]],
-                      started_at: datetime) -> None:
+    def _write_ledger(
+        cur: psycopg.Cursor[Any],
+        run_id: str,
+        sources: Mapping[str, Mapping[str, Any]],
+        counts: Mapping[str, Mapping[str, int]],
+        started_at: datetime,
+    ) -> None:
         for name, src in sources.items():
             c = counts.get(name, {})
             cur.execute(
@@ -241,6 +356,16 @@ class DataLoader:
                 " rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, rows_duplicate = EXCLUDED.rows_duplicate,"
                 " rows_inserted = EXCLUDED.rows_inserted, rows_updated = EXCLUDED.rows_updated, started_at = EXCLUDED.started_at,"
                 " finished_at = EXCLUDED.finished_at, status = EXCLUDED.status",
-                (run_id, name, src["source_file"], src["rows_read"], src["rows_loaded"], src["rows_rejected"], src["rows_duplicate"],
-                 c.get("inserted", 0), c.get("updated", 0), started_at),
+                (
+                    run_id,
+                    name,
+                    src["source_file"],
+                    src["rows_read"],
+                    src["rows_loaded"],
+                    src["rows_rejected"],
+                    src["rows_duplicate"],
+                    c.get("inserted", 0),
+                    c.get("updated", 0),
+                    started_at,
+                ),
             )

@@ -87,7 +87,9 @@ def _pg(args: list[str], user: str | None, timeout: float = 60) -> subprocess.Co
         args, user=user, capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+        raise RuntimeError(
+            f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+        )
     return result
 
 
@@ -128,8 +130,18 @@ def start(data_dir: Path | str, port: int | None = None) -> LocalServer:
             ensure_prefix_permissions(data_dir)
             _chown_tree(data_dir, user)
         _pg(
-            [str(_bin("initdb")), "-D", str(data_dir), "-U", SUPERUSER, "--encoding=UTF8", "--locale=C",
-             "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"],
+            [
+                str(_bin("initdb")),
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                "--encoding=UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+            ],
             user,
             timeout=120,
         )
@@ -148,9 +160,19 @@ def start(data_dir: Path | str, port: int | None = None) -> LocalServer:
     if user:
         _chown_tree(socket_dir, user)
     _pg(
-        [str(_bin("pg_ctl")), "-D", str(data_dir), "-w", "-t", "60", "-l", str(data_dir / "server.log"),
-         "-o", f"-h 127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off",
-         "start"],
+        [
+            str(_bin("pg_ctl")),
+            "-D",
+            str(data_dir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(data_dir / "server.log"),
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off",
+            "start",
+        ],
         user,
         timeout=90,
     )

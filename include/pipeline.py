@@ -42,7 +42,9 @@ def extract(source: str, settings: Settings, staging: Path) -> dict[str, Any]:
     return EXTRACTORS[source](DataExtractor(settings, staging)).to_dict()
 
 
-def transform(manifests: Mapping[str, Mapping[str, Any]], settings: Settings, staging: Path, conninfo: str | None = None) -> dict[str, Any]:
+def transform(
+    manifests: Mapping[str, Mapping[str, Any]], settings: Settings, staging: Path, conninfo: str | None = None
+) -> dict[str, Any]:
     """Transform every source and apply the reject-rate guard; return per-source counts and file paths.
 
     Raises:
@@ -55,21 +57,41 @@ def transform(manifests: Mapping[str, Mapping[str, Any]], settings: Settings, st
     return {"sources": {name: r.to_dict() for name, r in results.items()}}
 
 
-def load(transformed: Mapping[str, Any], settings: Settings, run_id: str, conninfo: str | None = None,
-         started_at: datetime | None = None) -> dict[str, Any]:
+def load(
+    transformed: Mapping[str, Any],
+    settings: Settings,
+    run_id: str,
+    conninfo: str | None = None,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
     """Load one run atomically; return the load manifest with per-source counts."""
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
-    loader = DataLoader(conninfo, schema=settings.schema, lock_timeout_seconds=settings.lock_timeout_seconds,
-                        statement_timeout_seconds=settings.statement_timeout_seconds)
+    loader = DataLoader(
+        conninfo,
+        schema=settings.schema,
+        lock_timeout_seconds=settings.lock_timeout_seconds,
+        statement_timeout_seconds=settings.statement_timeout_seconds,
+    )
     result = loader.load(run_id, transformed["sources"], started_at)
     sources = {}
     for name, src in transformed["sources"].items():
-        sources[name] = {k: src[k] for k in ("source_file", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "top_reasons")}
-        sources[name].update({k: v for k, v in result["counts"].get(name, {}).items() if k in ("inserted", "updated", "unchanged", "derived")})
+        sources[name] = {
+            k: src[k]
+            for k in ("source_file", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "top_reasons")
+        }
+        sources[name].update(
+            {
+                k: v
+                for k, v in result["counts"].get(name, {}).items()
+                if k in ("inserted", "updated", "unchanged", "derived")
+            }
+        )
     return {"run_id": run_id, "seconds": result["seconds"], "sources": sources, "rejects_table": "rejected_records"}
 
 
-def run_all(settings: Settings, run_id: str, conninfo: str | None = None, dag_id: str = "etl_ecommerce_pipeline") -> dict[str, Any]:
+def run_all(
+    settings: Settings, run_id: str, conninfo: str | None = None, dag_id: str = "etl_ecommerce_pipeline"
+) -> dict[str, Any]:
     """Extract, transform and load in one process (benchmarks, scripts); the DAG runs the same steps as tasks."""
     staging = run_dir(settings, dag_id, run_id)
     started = datetime.now(UTC)
@@ -92,8 +114,10 @@ def summary_lines(loaded: Mapping[str, Any]) -> list[str]:
     head = f"{'source':<14}{'read':>10}{'loaded':>10}{'rejected':>10}{'duplicate':>10}{'inserted':>10}{'updated':>10}"
     lines = [head, "-" * len(head)]
     for name, s in loaded["sources"].items():
-        lines.append(f"{name:<14}{s['rows_read']:>10}{s['rows_loaded']:>10}{s['rows_rejected']:>10}{s['rows_duplicate']:>10}"
-                     f"{s.get('inserted', 0):>10}{s.get('updated', 0):>10}")
+        lines.append(
+            f"{name:<14}{s['rows_read']:>10}{s['rows_loaded']:>10}{s['rows_rejected']:>10}{s['rows_duplicate']:>10}"
+            f"{s.get('inserted', 0):>10}{s.get('updated', 0):>10}"
+        )
     derived = loaded["sources"].get("customers", {}).get("derived", 0)
     if derived:
         lines.append(f"(+ {derived} customers created from order/session emails)")

@@ -33,7 +33,9 @@ def render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
-def line_chart(title: str, series: Mapping[str, Sequence[tuple[datetime | str, float | None]]], ylabel: str = "") -> str:
+def line_chart(
+    title: str, series: Mapping[str, Sequence[tuple[datetime | str, float | None]]], ylabel: str = ""
+) -> str:
     """A line chart of named series of (x, y) points, as a PNG data URI ("" when there is no data)."""
     if not any(series.values()):
         return ""
@@ -46,7 +48,7 @@ def line_chart(title: str, series: Mapping[str, Sequence[tuple[datetime | str, f
     try:
         for name, points in series.items():
             if points:
-                xs = [p[0] for p in points]
+                xs: list[Any] = [p[0] for p in points]
                 ys = [float("nan") if p[1] is None else p[1] for p in points]
                 ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.5, label=name)
         ax.set_title(title)

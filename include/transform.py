@@ -36,16 +36,53 @@ TRUE_VALUES = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_VALUES = frozenset({"false", "0", "no", "n", "f"})
 REJECT_COLUMNS = ["source", "source_file", "line_number", "reason", "field", "detail", "raw_record"]
 # Natural key of each source: duplicates within one input share it, the last occurrence wins.
-NATURAL_KEYS = {"orders": "order_reference", "user_sessions": "session_id", "products": "product_id", "customers": "email"}
+NATURAL_KEYS = {
+    "orders": "order_reference",
+    "user_sessions": "session_id",
+    "products": "product_id",
+    "customers": "email",
+}
 # Columns of the clean files, in COPY order (the loader's staging tables use the same names).
 CLEAN_COLUMNS = {
-    "products": ["product_id", "name", "description", "price", "category", "price_tier", "image_url", "rating_rate", "rating_count"],
+    "products": [
+        "product_id",
+        "name",
+        "description",
+        "price",
+        "category",
+        "price_tier",
+        "image_url",
+        "rating_rate",
+        "rating_count",
+    ],
     "customers": ["email", "first_name", "last_name", "country", "signup_date"],
-    "orders": ["order_reference", "customer_email", "product_id", "quantity", "unit_price", "total_amount", "order_date", "status",
-               "payment_method"],
-    "user_sessions": ["session_id", "customer_email", "session_start", "session_end", "duration_seconds", "pages_viewed",
-                      "items_viewed", "items_added_to_cart", "items_viewed_count", "items_added_to_cart_count", "converted",
-                      "device_type", "browser", "ip_network"],
+    "orders": [
+        "order_reference",
+        "customer_email",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "total_amount",
+        "order_date",
+        "status",
+        "payment_method",
+    ],
+    "user_sessions": [
+        "session_id",
+        "customer_email",
+        "session_start",
+        "session_end",
+        "duration_seconds",
+        "pages_viewed",
+        "items_viewed",
+        "items_added_to_cart",
+        "items_viewed_count",
+        "items_added_to_cart_count",
+        "converted",
+        "device_type",
+        "browser",
+        "ip_network",
+    ],
 }
 
 
@@ -59,7 +96,7 @@ class TransformContext:
 
     source_file: str
     price_tiers: tuple[PriceTier, ...] = ()
-    ip_policy: IpPolicy = IpPolicy("truncate", 24, 48)
+    ip_policy: IpPolicy = field(default_factory=lambda: IpPolicy("truncate", 24, 48))
     known_product_ids: frozenset[int] = frozenset()
 
 
@@ -115,7 +152,9 @@ class _Rules:
         return self.reason.notna()
 
 
-def _rejects(raw: pd.DataFrame, rules: _Rules, source: str, ctx: TransformContext, values: Mapping[str, pd.Series]) -> pd.DataFrame:
+def _rejects(
+    raw: pd.DataFrame, rules: _Rules, source: str, ctx: TransformContext, values: Mapping[str, pd.Series]
+) -> pd.DataFrame:
     bad = rules.failed
     if not bad.any():
         return pd.DataFrame(columns=REJECT_COLUMNS)
@@ -124,23 +163,30 @@ def _rejects(raw: pd.DataFrame, rules: _Rules, source: str, ctx: TransformContex
         raw_json = sub["_raw"].astype(object)
     else:
         cols = [c for c in sub.columns if c != LINE_COLUMN]
-        raw_json = pd.Series([json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) for row in sub[cols].itertuples(index=False)],
-                             index=sub.index)
+        raw_json = pd.Series(
+            [
+                json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False)
+                for row in sub[cols].itertuples(index=False)
+            ],
+            index=sub.index,
+        )
     fields = rules.field[bad]
     details = []
     for idx, f in fields.items():
         reason = rules.reason[idx]
         value = values[f][idx] if f in values else None
         details.append(_describe(reason, f, value))
-    return pd.DataFrame({
-        "source": source,
-        "source_file": ctx.source_file,
-        "line_number": sub[LINE_COLUMN].astype("int64") if LINE_COLUMN in sub else pd.NA,
-        "reason": rules.reason[bad].astype(str),
-        "field": fields.astype(str),
-        "detail": details,
-        "raw_record": raw_json,
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "source": source,
+            "source_file": ctx.source_file,
+            "line_number": sub[LINE_COLUMN].astype("int64") if LINE_COLUMN in sub else pd.NA,
+            "reason": rules.reason[bad].astype(str),
+            "field": fields.astype(str),
+            "detail": details,
+            "raw_record": raw_json,
+        }
+    ).reset_index(drop=True)
 
 
 def _describe(reason: str, field_name: str, value: Any) -> str:
@@ -157,8 +203,7 @@ def price_tier(prices: pd.Series, tiers: Iterable[PriceTier]) -> pd.Series:
     out = pd.Series(tiers[-1].name, index=prices.index, dtype="object")
     assigned = pd.Series(False, index=prices.index)
     for t in tiers[:-1]:
-        assert t.max_price is not None
-        hit = (prices <= t.max_price) & ~assigned
+        hit = (prices <= (t.max_price if t.max_price is not None else np.inf)) & ~assigned
         out[hit] = t.name
         assigned |= hit
     return out
@@ -180,7 +225,9 @@ def ip_networks(ips: pd.Series, policy: IpPolicy) -> pd.Series:
     """The network of each address per policy (truncate to /24 and /48 by default); NULL when absent or unparsable."""
     if policy.mode == "drop":
         return pd.Series(None, index=ips.index, dtype="object")
-    return ips.map(lambda v: _network(v, policy.mode, policy.ipv4_prefix, policy.ipv6_prefix) if v else None).astype("object")
+    return ips.map(lambda v: _network(v, policy.mode, policy.ipv4_prefix, policy.ipv6_prefix) if v else None).astype(
+        "object"
+    )
 
 
 def _json_list(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -244,20 +291,28 @@ def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataF
 
     ok = ~r.failed
     unit = price[ok].round(2)
-    valid = pd.DataFrame({
-        "order_reference": ref[ok],
-        "customer_email": email[ok],
-        "product_id": product[ok].astype("int64"),
-        "quantity": qty[ok].astype("int64"),
-        "unit_price": unit,
-        "total_amount": (qty[ok] * unit).round(2),
-        "order_date": date[ok],
-        "status": status[ok],
-        "payment_method": payment[ok].where(payment[ok] != ""),
-        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
-    })
-    values = {"order_reference": ref, "product_id": _text(raw, "product_id"), "quantity": _text(raw, "quantity"),
-              "unit_price": _text(raw, "unit_price"), "order_date": _text(raw, "order_date"), "status": status}
+    valid = pd.DataFrame(
+        {
+            "order_reference": ref[ok],
+            "customer_email": email[ok],
+            "product_id": product[ok].astype("int64"),
+            "quantity": qty[ok].astype("int64"),
+            "unit_price": unit,
+            "total_amount": (qty[ok] * unit).round(2),
+            "order_date": date[ok],
+            "status": status[ok],
+            "payment_method": payment[ok].where(payment[ok] != ""),
+            LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+        }
+    )
+    values = {
+        "order_reference": ref,
+        "product_id": _text(raw, "product_id"),
+        "quantity": _text(raw, "quantity"),
+        "unit_price": _text(raw, "unit_price"),
+        "order_date": _text(raw, "order_date"),
+        "status": status,
+    }
     return valid, _rejects(raw, r, "orders", ctx, values)
 
 
@@ -268,8 +323,12 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     start_text, end_text = _text(raw, "session_start"), _text(raw, "session_end")
     start, end = _to_timestamp(start_text), _to_timestamp(end_text)
     pages = _to_number(_text(raw, "pages_viewed"))
-    viewed_ok, viewed, viewed_n = _json_list(raw["items_viewed"] if "items_viewed" in raw else pd.Series(None, index=raw.index))
-    cart_ok, cart, cart_n = _json_list(raw["items_added_to_cart"] if "items_added_to_cart" in raw else pd.Series(None, index=raw.index))
+    viewed_ok, viewed, viewed_n = _json_list(
+        raw["items_viewed"] if "items_viewed" in raw else pd.Series(None, index=raw.index)
+    )
+    cart_ok, cart, cart_n = _json_list(
+        raw["items_added_to_cart"] if "items_added_to_cart" in raw else pd.Series(None, index=raw.index)
+    )
     conv_ok, converted = _booleans(_text(raw, "conversion"))
 
     r = _Rules(raw.index)
@@ -285,26 +344,34 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
 
     ok = ~r.failed
     duration = (end[ok] - start[ok]).dt.total_seconds()
-    valid = pd.DataFrame({
-        "session_id": sid[ok],
-        "customer_email": email[ok],
-        "session_start": start[ok],
-        "session_end": end[ok],
-        "duration_seconds": duration.round().astype("Int64"),
-        "pages_viewed": pages[ok].astype("int64"),
-        "items_viewed": viewed[ok],
-        "items_added_to_cart": cart[ok],
-        "items_viewed_count": viewed_n[ok],
-        "items_added_to_cart_count": cart_n[ok],
-        "converted": converted[ok],
-        "device_type": _text(raw, "device_type")[ok].str.lower().replace("", None),
-        "browser": _text(raw, "browser")[ok].replace("", None),
-        "ip_network": ip_networks(_text(raw, "ip_address")[ok], ctx.ip_policy),
-        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
-    })
-    values = {"session_id": sid, "session_start": start_text, "session_end": end_text, "pages_viewed": _text(raw, "pages_viewed"),
-              "items_viewed": _text(raw, "items_viewed"), "items_added_to_cart": _text(raw, "items_added_to_cart"),
-              "conversion": _text(raw, "conversion")}
+    valid = pd.DataFrame(
+        {
+            "session_id": sid[ok],
+            "customer_email": email[ok],
+            "session_start": start[ok],
+            "session_end": end[ok],
+            "duration_seconds": duration.round().astype("Int64"),
+            "pages_viewed": pages[ok].astype("int64"),
+            "items_viewed": viewed[ok],
+            "items_added_to_cart": cart[ok],
+            "items_viewed_count": viewed_n[ok],
+            "items_added_to_cart_count": cart_n[ok],
+            "converted": converted[ok],
+            "device_type": _text(raw, "device_type")[ok].str.lower().replace("", None),
+            "browser": _text(raw, "browser")[ok].replace("", None),
+            "ip_network": ip_networks(_text(raw, "ip_address")[ok], ctx.ip_policy),
+            LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+        }
+    )
+    values = {
+        "session_id": sid,
+        "session_start": start_text,
+        "session_end": end_text,
+        "pages_viewed": _text(raw, "pages_viewed"),
+        "items_viewed": _text(raw, "items_viewed"),
+        "items_added_to_cart": _text(raw, "items_added_to_cart"),
+        "conversion": _text(raw, "conversion"),
+    }
     return valid, _rejects(raw, r, "user_sessions", ctx, values)
 
 
@@ -323,18 +390,20 @@ def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
 
     ok = ~r.failed
     p = price[ok].round(2)
-    valid = pd.DataFrame({
-        "product_id": pid[ok].astype("int64"),
-        "name": title[ok],
-        "description": _text(raw, "description")[ok].replace("", None),
-        "price": p,
-        "category": _text(raw, "category")[ok].str.lower().replace("", None),
-        "price_tier": price_tier(p, ctx.price_tiers),
-        "image_url": _text(raw, "image")[ok].replace("", None),
-        "rating_rate": rate[ok].where((rate[ok] >= 0) & (rate[ok] < 100)).round(2),
-        "rating_count": count[ok].where(_integral(count[ok]) & (count[ok] >= 0)).astype("Int64"),
-        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
-    })
+    valid = pd.DataFrame(
+        {
+            "product_id": pid[ok].astype("int64"),
+            "name": title[ok],
+            "description": _text(raw, "description")[ok].replace("", None),
+            "price": p,
+            "category": _text(raw, "category")[ok].str.lower().replace("", None),
+            "price_tier": price_tier(p, ctx.price_tiers),
+            "image_url": _text(raw, "image")[ok].replace("", None),
+            "rating_rate": rate[ok].where((rate[ok] >= 0) & (rate[ok] < 100)).round(2),
+            "rating_count": count[ok].where(_integral(count[ok]) & (count[ok] >= 0)).astype("Int64"),
+            LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+        }
+    )
     values = {"id": _text(raw, "id"), "title": title, "price": _text(raw, "price")}
     return valid, _rejects(raw, r, "products", ctx, values)
 
@@ -350,14 +419,16 @@ def transform_customers(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Da
     r.check(signup.notna() | (signup_text == ""), "invalid_signup_date", "signup_date")
 
     ok = ~r.failed
-    valid = pd.DataFrame({
-        "email": email[ok],
-        "first_name": _text(raw, "first_name")[ok].replace("", None),
-        "last_name": _text(raw, "last_name")[ok].replace("", None),
-        "country": _text(raw, "country")[ok].str.upper().replace("", None),
-        "signup_date": signup[ok].dt.strftime("%Y-%m-%d"),
-        LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
-    })
+    valid = pd.DataFrame(
+        {
+            "email": email[ok],
+            "first_name": _text(raw, "first_name")[ok].replace("", None),
+            "last_name": _text(raw, "last_name")[ok].replace("", None),
+            "country": _text(raw, "country")[ok].str.upper().replace("", None),
+            "signup_date": signup[ok].dt.strftime("%Y-%m-%d"),
+            LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
+        }
+    )
     return valid, _rejects(raw, r, "customers", ctx, {"signup_date": signup_text})
 
 
@@ -393,10 +464,18 @@ class SourceResult:
         return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "source_file": self.source_file, "clean_path": self.clean_path,
-                "rejects_path": self.rejects_path, "rows_read": self.rows_read, "rows_valid": self.rows_valid,
-                "rows_loaded": self.rows_loaded, "rows_rejected": self.rows_rejected, "rows_duplicate": self.rows_duplicate,
-                "top_reasons": dict(self.reasons.most_common(5))}
+        return {
+            "source": self.source,
+            "source_file": self.source_file,
+            "clean_path": self.clean_path,
+            "rejects_path": self.rejects_path,
+            "rows_read": self.rows_read,
+            "rows_valid": self.rows_valid,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_duplicate": self.rows_duplicate,
+            "top_reasons": dict(self.reasons.most_common(5)),
+        }
 
 
 def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
@@ -404,7 +483,9 @@ def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
     for c in [*columns, LINE_COLUMN]:
         s = df[c]
         if isinstance(s.dtype, pd.DatetimeTZDtype):
-            out[c] = pc.cast(pa.array(s).cast(pa.timestamp("us", tz="UTC")), pa.string())  # e.g. 2026-01-02 09:12:13.000000Z
+            out[c] = pc.cast(
+                pa.array(s).cast(pa.timestamp("us", tz="UTC")), pa.string()
+            )  # e.g. 2026-01-02 09:12:13.000000Z
         else:
             out[c] = pa.array(s.astype(object).where(s.notna(), None), from_pandas=True)
     return pa.table(out)
@@ -417,12 +498,18 @@ class DataTransformer:
         self.settings = settings
         self.run_dir = Path(run_dir)
 
-    def transform_source(self, source: str, manifest: Mapping[str, Any], known_product_ids: frozenset[int] = frozenset()) -> SourceResult:
+    def transform_source(
+        self, source: str, manifest: Mapping[str, Any], known_product_ids: frozenset[int] = frozenset()
+    ) -> SourceResult:
         """Run the rules of `source` over its staged parts (one chunk in memory at a time)."""
         out = self.run_dir / "transform"
         out.mkdir(parents=True, exist_ok=True)
-        result = SourceResult(source, str(manifest["file"]), str(out / f"{source}.clean.csv"), str(out / f"{source}.rejects.csv"))
-        ctx = TransformContext(str(manifest["file"]), self.settings.price_tiers, self.settings.ip_policy, known_product_ids)
+        result = SourceResult(
+            source, str(manifest["file"]), str(out / f"{source}.clean.csv"), str(out / f"{source}.rejects.csv")
+        )
+        ctx = TransformContext(
+            str(manifest["file"]), self.settings.price_tiers, self.settings.ip_policy, known_product_ids
+        )
         rule = RULES[source]
         key = NATURAL_KEYS[source]
         keys: list[pd.Series] = []
@@ -439,10 +526,15 @@ class DataTransformer:
                 keys.append(valid[key].astype("str"))
                 table = _to_arrow(valid, CLEAN_COLUMNS[source])
                 if writer is None:
-                    writer = pacsv.CSVWriter(result.clean_path, table.schema, write_options=pacsv.WriteOptions(include_header=True,
-                                                                                                              quoting_style="needed"))
+                    writer = pacsv.CSVWriter(
+                        result.clean_path,
+                        table.schema,
+                        write_options=pacsv.WriteOptions(include_header=True, quoting_style="needed"),
+                    )
                 writer.write_table(table)
-                rejected.to_csv(result.rejects_path, mode="w" if first_reject else "a", header=first_reject, index=False)
+                rejected.to_csv(
+                    result.rejects_path, mode="w" if first_reject else "a", header=first_reject, index=False
+                )
                 first_reject = False
         finally:
             if writer is not None:
@@ -454,11 +546,20 @@ class DataTransformer:
         if keys:
             all_keys = pd.concat(keys, ignore_index=True)
             result.rows_duplicate = int(all_keys.duplicated(keep="last").sum())
-        log.info("transformed %s: read=%d valid=%d rejected=%d duplicate=%d reasons=%s", source, result.rows_read, result.rows_valid,
-                 result.rows_rejected, result.rows_duplicate, dict(result.reasons.most_common(5)))
+        log.info(
+            "transformed %s: read=%d valid=%d rejected=%d duplicate=%d reasons=%s",
+            source,
+            result.rows_read,
+            result.rows_valid,
+            result.rows_rejected,
+            result.rows_duplicate,
+            dict(result.reasons.most_common(5)),
+        )
         return result
 
-    def transform_all(self, manifests: Mapping[str, Mapping[str, Any]], existing_product_ids: Iterable[int] = ()) -> dict[str, SourceResult]:
+    def transform_all(
+        self, manifests: Mapping[str, Mapping[str, Any]], existing_product_ids: Iterable[int] = ()
+    ) -> dict[str, SourceResult]:
         """Transform every source (products first: orders need their ids) and apply the reject-rate guard.
 
         Raises:
@@ -478,6 +579,9 @@ def check_reject_rates(results: Mapping[str, SourceResult], limit: float) -> Non
     """Raise RejectRateExceeded naming every source above `limit`, its rate and top reasons."""
     bad = [r for r in results.values() if r.reject_rate > limit]
     if bad:
-        parts = [f"{r.source} ({r.source_file}): {r.rows_rejected}/{r.rows_read} rows rejected = {r.reject_rate:.1%} > {limit:.1%}; "
-                 f"top reasons {dict(r.reasons.most_common(3))}" for r in bad]
+        parts = [
+            f"{r.source} ({r.source_file}): {r.rows_rejected}/{r.rows_read} rows rejected = {r.reject_rate:.1%} > {limit:.1%}; "
+            f"top reasons {dict(r.reasons.most_common(3))}"
+            for r in bad
+        ]
         raise RejectRateExceeded("reject-rate guard: nothing loaded. " + " | ".join(parts))

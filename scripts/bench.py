@@ -75,8 +75,12 @@ def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]
         t = time.monotonic()
         out = pipeline.run_all(settings, f"bench-{kind}", url)
         seconds = time.monotonic() - t
-        return {"rows": out["sources"]["orders"]["rows_read"], "seconds": seconds, **{f"{k}_s": v for k, v in out["timings"].items()},
-                "loaded": out["sources"]["orders"]["rows_loaded"]}
+        return {
+            "rows": out["sources"]["orders"]["rows_read"],
+            "seconds": seconds,
+            **{f"{k}_s": v for k, v in out["timings"].items()},
+            "loaded": out["sources"]["orders"]["rows_loaded"],
+        }
     if kind == "generate":
         from scripts.generate_data import generate
 
@@ -89,9 +93,14 @@ def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]
         # Parents were loaded beforehand (not timed): the floor measures the orders COPY + upsert only.
         with psycopg.connect(url, autocommit=True) as conn:
             t = time.monotonic()
-            conn.execute("CREATE UNLOGGED TABLE raw_orders (order_reference text, customer_email text, product_id text, quantity text,"
-                         " unit_price text, order_date text, status text, payment_method text)")
-            with orders_csv.open("rb") as f, conn.cursor().copy("COPY raw_orders FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            conn.execute(
+                "CREATE UNLOGGED TABLE raw_orders (order_reference text, customer_email text, product_id text, quantity text,"
+                " unit_price text, order_date text, status text, payment_method text)"
+            )
+            with (
+                orders_csv.open("rb") as f,
+                conn.cursor().copy("COPY raw_orders FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            ):
                 while block := f.read(1 << 20):
                     copy.write(block)
             copy_s = time.monotonic() - t
@@ -107,17 +116,38 @@ def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]
         import sqlalchemy
 
         # The naive path as usually written: create_engine("postgresql://...") picks SQLAlchemy's default driver, psycopg2.
-        engine = sqlalchemy.create_engine(url if kind == "to_sql" else url.replace("postgresql://", "postgresql+psycopg://"))
+        engine = sqlalchemy.create_engine(
+            url if kind == "to_sql" else url.replace("postgresql://", "postgresql+psycopg://")
+        )
         t = time.monotonic()
         df = pd.read_csv(orders_csv, nrows=sample, dtype=str)
-        df.to_sql("orders_to_sql", engine, index=False, if_exists="replace", chunksize=10_000)
+        df.to_sql(
+            "orders_to_sql", engine, index=False, if_exists="replace"
+        )  # the call as usually written: all defaults
         return {"rows": len(df), "seconds": time.monotonic() - t}
     raise ValueError(kind)
 
 
 def _measure(kind: str, raw: Path, url: str, sample: int) -> dict[str, float | int]:
-    proc = subprocess.run([sys.executable, "-m", "scripts.bench", "--child", kind, "--raw", str(raw), "--url", url, "--sample", str(sample)],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.bench",
+            "--child",
+            kind,
+            "--raw",
+            str(raw),
+            "--url",
+            url,
+            "--sample",
+            str(sample),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"bench path {kind} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -167,13 +197,17 @@ def main() -> int:
                 parents = data / "parents"
                 shutil.rmtree(parents, ignore_errors=True)
                 parents.mkdir()
-                (parents / "orders.csv").write_text("order_reference,customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n")
+                (parents / "orders.csv").write_text(
+                    "order_reference,customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n"
+                )
                 for name in ("products.json", "customers.csv"):
                     (parents / name).write_bytes((data / "full" / name).read_bytes())
                 (parents / "user_sessions.json").write_text("[]")
                 _measure("parents", parents, url, 0)
             log.info("measuring %s ...", kind)
-            results[kind] = _measure(kind, orders_only if kind != "full" else data / "full", url, args.to_sql_sample or args.orders)
+            results[kind] = _measure(
+                kind, orders_only if kind != "full" else data / "full", url, args.to_sql_sample or args.orders
+            )
             log.info("%s: %s", kind, results[kind])
     finally:
         local_postgres.stop(BENCH / "pg")
@@ -192,13 +226,17 @@ def _child_parents(parents: Path, url: str, orders_csv: Path) -> None:
     settings = dataclasses.replace(load_config(), staging_dir=BENCH / "staging", max_reject_rate=1.0)
     pipeline.run_all(settings, "bench-parents", url)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TEMP TABLE e (order_reference text, customer_email text, product_id text, quantity text, unit_price text,"
-                     " order_date text, status text, payment_method text)")
+        conn.execute(
+            "CREATE TEMP TABLE e (order_reference text, customer_email text, product_id text, quantity text, unit_price text,"
+            " order_date text, status text, payment_method text)"
+        )
         with orders_csv.open("rb") as f, conn.cursor().copy("COPY e FROM STDIN (FORMAT csv, HEADER true)") as copy:
             while block := f.read(1 << 20):
                 copy.write(block)
-        conn.execute("INSERT INTO customers (email, etl_run_id) SELECT DISTINCT lower(btrim(customer_email)), 'bench' FROM e"
-                     " WHERE lower(btrim(customer_email)) ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$' ON CONFLICT (email) DO NOTHING")
+        conn.execute(
+            "INSERT INTO customers (email, etl_run_id) SELECT DISTINCT lower(btrim(customer_email)), 'bench' FROM e"
+            " WHERE lower(btrim(customer_email)) ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:].]+$' ON CONFLICT (email) DO NOTHING"
+        )
 
 
 def report(n: int, r: dict[str, dict[str, float | int]]) -> None:
@@ -208,15 +246,23 @@ def report(n: int, r: dict[str, dict[str, float | int]]) -> None:
     out = sys.stdout.write
     out(f"\n== make bench: {n:,} orders, PostgreSQL {os.cpu_count()} cores ==\n")
     out(f"{'path':<44}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>10}\n")
-    labels = {"pipeline": "pipeline extract+transform+load (orders)", "floor": "COPY to UNLOGGED + same upsert (floor)",
-              "to_sql": "pandas to_sql, default driver (psycopg2)", "to_sql_psycopg3": "pandas to_sql, psycopg 3 driver",
-              "full": "full pipeline: orders + sessions"}
+    labels = {
+        "pipeline": "pipeline extract+transform+load (orders)",
+        "floor": "COPY to UNLOGGED + same upsert (floor)",
+        "to_sql": "pandas to_sql, default driver (psycopg2)",
+        "to_sql_psycopg3": "pandas to_sql, psycopg 3 driver",
+        "full": "full pipeline: orders + sessions",
+    }
     for k, label in labels.items():
         f = r[k]
-        out(f"{label:<44}{int(f['rows']):>11,}{float(f['seconds']):>10.1f}{rate(k):>11,.0f}{float(f['peak_mb']):>10.0f}\n")
+        out(
+            f"{label:<44}{int(f['rows']):>11,}{float(f['seconds']):>10.1f}{rate(k):>11,.0f}{float(f['peak_mb']):>10.0f}\n"
+        )
     p = r["pipeline"]
-    out(f"\npipeline steps: extract {p.get('extract_s', 0):.1f}s, transform {p.get('transform_s', 0):.1f}s, load {p.get('load_s', 0):.1f}s; "
-        f"floor COPY alone {float(r['floor'].get('copy_s', 0)):.1f}s\n")
+    out(
+        f"\npipeline steps: extract {p.get('extract_s', 0):.1f}s, transform {p.get('transform_s', 0):.1f}s, load {p.get('load_s', 0):.1f}s; "
+        f"floor COPY alone {float(r['floor'].get('copy_s', 0)):.1f}s\n"
+    )
     out(f"pipeline / floor throughput: {rate('pipeline') / rate('floor'):.0%} (target >= 50%)\n")
     out(f"pipeline / to_sql throughput: {rate('pipeline') / rate('to_sql'):.1f}x (target >= 10x)\n")
     out(f"pipeline peak memory: {float(p['peak_mb']):.0f} MB (target < 1024 MB)\n")

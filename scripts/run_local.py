@@ -32,7 +32,11 @@ AIRFLOW_HOME = LOCAL / "airflow"
 PG_DIR = LOCAL / "pgdata"
 WAREHOUSE_DB = "ecommerce_db"
 DAGS = ("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag")
-DAG_FILES = {"etl_ecommerce_pipeline": "etl_ecommerce_dag.py", "data_quality_checks": "data_quality_dag.py", "monitoring_dag": "monitoring_dag.py"}
+DAG_FILES = {
+    "etl_ecommerce_pipeline": "etl_ecommerce_dag.py",
+    "data_quality_checks": "data_quality_dag.py",
+    "monitoring_dag": "monitoring_dag.py",
+}
 POOLS = {"warehouse_load": (1, "Serialises warehouse loads")}
 
 log = logging.getLogger("make-run")
@@ -51,22 +55,24 @@ def airflow_env(server: local_postgres.LocalServer, warehouse_url: str | None) -
     from cryptography.fernet import Fernet
 
     env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": server.url("airflow", scheme="postgresql+psycopg2"),
-        "AIRFLOW__CORE__FERNET_KEY": _secret("fernet.key", lambda: Fernet.generate_key().decode()),
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt.secret", lambda: secrets.token_urlsafe(32)),
-        "AIRFLOW__API__BASE_URL": "http://localhost:8080",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:8080/execution/",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "ECOM_STAGING_DIR": env.get("ECOM_STAGING_DIR", str(LOCAL / "staging")),
-        "ECOM_REPORTS_DIR": env.get("ECOM_REPORTS_DIR", str(LOCAL / "reports")),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": server.url("airflow", scheme="postgresql+psycopg2"),
+            "AIRFLOW__CORE__FERNET_KEY": _secret("fernet.key", lambda: Fernet.generate_key().decode()),
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt.secret", lambda: secrets.token_urlsafe(32)),
+            "AIRFLOW__API__BASE_URL": "http://localhost:8080",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:8080/execution/",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "ECOM_STAGING_DIR": env.get("ECOM_STAGING_DIR", str(LOCAL / "staging")),
+            "ECOM_REPORTS_DIR": env.get("ECOM_REPORTS_DIR", str(LOCAL / "reports")),
+        }
+    )
     if warehouse_url:
         env["AIRFLOW_CONN_POSTGRES_DEFAULT"] = warehouse_url
     return env
@@ -81,7 +87,9 @@ def _airflow(env: dict[str, str], *args: str, log_file: Path | None = None, chec
     else:
         rc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).returncode
     if check and rc != 0:
-        raise SystemExit(f"`airflow {' '.join(args)}` failed with exit code {rc}" + (f"; log: {log_file}" if log_file else ""))
+        raise SystemExit(
+            f"`airflow {' '.join(args)}` failed with exit code {rc}" + (f"; log: {log_file}" if log_file else "")
+        )
     return rc
 
 
@@ -130,26 +138,43 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
             row = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchone()
             if row:
                 out(f"\nlast ETL run {row[0]}:\n")
-                out(f"{'source':<14}{'read':>9}{'loaded':>9}{'rejected':>9}{'dupl.':>9}{'inserted':>9}{'updated':>9}  file\n")
-                for r in conn.execute("SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
-                                      " source_file FROM etl_runs WHERE etl_run_id = %s ORDER BY source", (row[0],)):
+                out(
+                    f"{'source':<14}{'read':>9}{'loaded':>9}{'rejected':>9}{'dupl.':>9}{'inserted':>9}{'updated':>9}  file\n"
+                )
+                for r in conn.execute(
+                    "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
+                    " source_file FROM etl_runs WHERE etl_run_id = %s ORDER BY source",
+                    (row[0],),
+                ):
                     out(f"{r[0]:<14}{r[1]:>9}{r[2]:>9}{r[3]:>9}{r[4]:>9}{r[5]:>9}{r[6]:>9}  {r[7]}\n")
-                rej = conn.execute("SELECT source, reason, count(*) FROM rejected_records WHERE etl_run_id = %s GROUP BY 1, 2 ORDER BY 1, 3 DESC",
-                                   (row[0],)).fetchall()
+                rej = conn.execute(
+                    "SELECT source, reason, count(*) FROM rejected_records WHERE etl_run_id = %s GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+                    (row[0],),
+                ).fetchall()
                 if rej:
                     out("rejected rows by reason (table rejected_records):\n")
                     for source, reason, n in rej:
                         out(f"  {source:<14}{reason:<32}{n:>6}\n")
-                totals = conn.execute("SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products),"
-                                      " (SELECT count(*) FROM orders), (SELECT count(*) FROM user_sessions)").fetchone()
+                totals = conn.execute(
+                    "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products),"
+                    " (SELECT count(*) FROM orders), (SELECT count(*) FROM user_sessions)"
+                ).fetchone()
                 if totals:
-                    out(f"warehouse rows: customers={totals[0]} products={totals[1]} orders={totals[2]} user_sessions={totals[3]}\n")
+                    out(
+                        f"warehouse rows: customers={totals[0]} products={totals[1]} orders={totals[2]} user_sessions={totals[3]}\n"
+                    )
             if conn.execute("SELECT to_regclass('data_quality_results') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
                 q = conn.execute("SELECT run_id FROM data_quality_results ORDER BY checked_at DESC LIMIT 1").fetchone()
                 if q:
-                    rows = conn.execute("SELECT severity, status, count(*) FROM data_quality_results WHERE run_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
-                                        (q[0],)).fetchall()
-                    out("quality checks (last run): " + ", ".join(f"{sev}/{status}={n}" for sev, status, n in rows) + "\n")
+                    rows = conn.execute(
+                        "SELECT severity, status, count(*) FROM data_quality_results WHERE run_id = %s GROUP BY 1, 2 ORDER BY 1, 2",
+                        (q[0],),
+                    ).fetchall()
+                    out(
+                        "quality checks (last run): "
+                        + ", ".join(f"{sev}/{status}={n}" for sev, status, n in rows)
+                        + "\n"
+                    )
     except psycopg.Error as err:
         out(f"(could not read the warehouse for the summary: {err})\n")
     reports = Path(env["ECOM_REPORTS_DIR"])
@@ -165,7 +190,7 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
 
 
 def run_once() -> int:
-    server, env, where = prepare()
+    _, env, where = prepare()
     results: dict[str, tuple[int, float, Path]] = {}
     failed = False
     for dag_id in DAGS:
@@ -188,7 +213,7 @@ def run_once() -> int:
 
 
 def serve() -> int:
-    server, env, where = prepare()
+    _, env, where = prepare()
     pw_file = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     if not pw_file.exists():
         pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
@@ -199,9 +224,15 @@ def serve() -> int:
     airflow_bin = str(Path(sys.executable).parent / "airflow")
     for component in (["api-server", "--port", "8080"], ["scheduler"], ["dag-processor"], ["triggerer"]):
         f = (logs / f"{component[0]}.log").open("w")
-        procs.append(subprocess.Popen([airflow_bin, *component], env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True))
-    sys.stdout.write(f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
-                     f"component logs: {logs}\nCtrl-C stops everything.\n")
+        procs.append(
+            subprocess.Popen(
+                [airflow_bin, *component], env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+    sys.stdout.write(
+        f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
+        f"component logs: {logs}\nCtrl-C stops everything.\n"
+    )
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
@@ -223,7 +254,9 @@ def serve() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve", action="store_true", help="serve the Airflow UI with the scheduler instead of running once")
+    parser.add_argument(
+        "--serve", action="store_true", help="serve the Airflow UI with the scheduler instead of running once"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)  # before anything imports airflow (it would create ~/airflow)

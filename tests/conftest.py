@@ -41,7 +41,9 @@ def airflow_metadata_db() -> str:
     """Airflow's metadata database migrated once per session, with the project's pools (what dag.test() needs)."""
     airflow = Path(sys.executable).parent / "airflow"
     for args in (["db", "migrate"], ["pools", "set", "warehouse_load", "1", "Serialises warehouse loads"]):
-        proc = subprocess.run([str(airflow), *args], capture_output=True, text=True, timeout=300, env=os.environ.copy(), check=False)
+        proc = subprocess.run(
+            [str(airflow), *args], capture_output=True, text=True, timeout=300, env=os.environ.copy(), check=False
+        )
         assert proc.returncode == 0, f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return os.environ["AIRFLOW_HOME"]
 

@@ -66,34 +66,61 @@ def test_dag_files_touch_no_database_network_or_variables_at_import(tmp_path: Pa
     )
     env = {**os.environ, "AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://u:p@192.0.2.1:5432/nowhere"}
     files = sorted(str(p) for p in DAGS.glob("*.py"))
-    proc = subprocess.run([sys.executable, str(probe), *files], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(probe), *files], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(proc.stdout.strip().splitlines()) == len(files)
 
 
 def _dags_test(tmp_path: Path, db_url: str, raw: Path, home: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW_CONN_POSTGRES_DEFAULT": db_url, "ECOM_RAW_DATA_DIR": str(raw),
-           "ECOM_STAGING_DIR": str(tmp_path / "staging"), "ECOM_REPORTS_DIR": str(tmp_path / "reports")}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": home,
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": db_url,
+        "ECOM_RAW_DATA_DIR": str(raw),
+        "ECOM_STAGING_DIR": str(tmp_path / "staging"),
+        "ECOM_REPORTS_DIR": str(tmp_path / "reports"),
+    }
     airflow = Path(sys.executable).parent / "airflow"
-    return subprocess.run([str(airflow), "dags", "test", "etl_ecommerce_pipeline"], capture_output=True, text=True, env=env, timeout=600,
-                          check=False)
+    return subprocess.run(
+        [str(airflow), "dags", "test", "etl_ecommerce_pipeline"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.mark.slow
-def test_full_run_loads_the_sample_and_hides_the_password(tmp_path: Path, fresh_db: str, airflow_metadata_db: str) -> None:
+def test_full_run_loads_the_sample_and_hides_the_password(
+    tmp_path: Path, fresh_db: str, airflow_metadata_db: str
+) -> None:
     proc = _dags_test(tmp_path, fresh_db, SAMPLE, airflow_metadata_db)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-5000:]
     expected = json.loads((SAMPLE / "manifest.json").read_text())
     with psycopg.connect(fresh_db) as conn:
-        ledger = {r[0]: r[1:] for r in conn.execute("SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate FROM etl_runs")}
+        ledger = {
+            r[0]: r[1:]
+            for r in conn.execute("SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate FROM etl_runs")
+        }
         for source in ("orders", "user_sessions", "customers", "products"):
             e = expected[source]
-            assert ledger[source] == (e["rows"], e["rows"] - e["rejected"] - e["duplicates"], e["rejected"], e["duplicates"]), source
+            assert ledger[source] == (
+                e["rows"],
+                e["rows"] - e["rejected"] - e["duplicates"],
+                e["rejected"],
+                e["duplicates"],
+            ), source
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (expected["orders"]["valid"],)
         assert conn.execute("SELECT count(*) FROM rejected_records").fetchone() == (
-            sum(expected[s]["rejected"] for s in ("orders", "user_sessions", "customers", "products")),)
-        assert conn.execute("SELECT count(*) FROM orders WHERE total_amount <> quantity * unit_price").fetchone() == (0,)
+            sum(expected[s]["rejected"] for s in ("orders", "user_sessions", "customers", "products")),
+        )
+        assert conn.execute("SELECT count(*) FROM orders WHERE total_amount <> quantity * unit_price").fetchone() == (
+            0,
+        )
     # Airflow must mask the connection password in everything it prints or logs.
     password = psycopg.conninfo.conninfo_to_dict(fresh_db)["password"]
     assert password and password not in output

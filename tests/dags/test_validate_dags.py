@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(folder: Path | None = None) -> subprocess.CompletedProcess[str]:
     args = [sys.executable, "-m", "scripts.validate_dags", *([str(folder)] if folder else [])]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False)
+    return subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False
+    )
 
 
 def test_project_dags_validate() -> None:

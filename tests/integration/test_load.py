@@ -17,13 +17,32 @@ from include.load import LOAD_LOCK_KEY, DataLoader, LoadError
 from include.transform import RejectRateExceeded
 
 TABLES = ("customers", "products", "orders", "user_sessions")
-ORDER_HEADER = ["order_reference", "customer_email", "product_id", "quantity", "unit_price", "order_date", "status", "payment_method"]
+ORDER_HEADER = [
+    "order_reference",
+    "customer_email",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "order_date",
+    "status",
+    "payment_method",
+]
 
 
 def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
     raw.mkdir(parents=True, exist_ok=True)
-    products = [{"id": i, "title": f"Product {i}", "price": p, "description": "", "category": " Home ", "image": "", "rating": {"rate": 4, "count": 2}}
-                for i, p in ((1, 9.99), (2, 49.5), (3, 250))]
+    products = [
+        {
+            "id": i,
+            "title": f"Product {i}",
+            "price": p,
+            "description": "",
+            "category": " Home ",
+            "image": "",
+            "rating": {"rate": 4, "count": 2},
+        }
+        for i, p in ((1, 9.99), (2, 49.5), (3, 250))
+    ]
     (raw / "products.json").write_text(json.dumps(products))
     with (raw / "customers.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -36,7 +55,16 @@ def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
             ["ORD-2", "ann@example.com", "3", "1", "250", "2026-10-03T10:00:00", "delivered", "credit_card"],
             ["ORD-3", "guest@example.com", "2", "4", "49.50", "2026-10-02T09:00:00", "pending", ""],
             ["ORD-4", "bob@example.com", "2", "1", "49.50", "2026-10-02T09:00:00", "pending", "paypal"],
-            ["ORD-4", "bob@example.com", "2", "1", "49.50", "2026-10-02T09:00:00", "processing", "paypal"],  # duplicate: last wins
+            [
+                "ORD-4",
+                "bob@example.com",
+                "2",
+                "1",
+                "49.50",
+                "2026-10-02T09:00:00",
+                "processing",
+                "paypal",
+            ],  # duplicate: last wins
             ["ORD-5", "bob@example.com", "99", "1", "1", "2026-10-02T09:00:00", "pending", "paypal"],  # unknown product
         ]
     with (raw / "orders.csv").open("w", newline="") as f:
@@ -44,14 +72,40 @@ def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
         w.writerow(ORDER_HEADER)
         w.writerows(orders)
     sessions = [
-        {"session_id": "S1", "customer_email": "ann@example.com", "session_start": "2026-10-01T09:50:00", "session_end": "2026-10-01T10:01:00",
-         "pages_viewed": 5, "items_viewed": [1, 3], "items_added_to_cart": [1], "conversion": True, "device_type": "desktop",
-         "browser": "Firefox", "ip_address": "198.51.100.23"},
-        {"session_id": "S2", "customer_email": "visitor@example.com", "session_start": "2026-10-04T09:50:00", "session_end": None,
-         "pages_viewed": "2", "items_viewed": None, "items_added_to_cart": [], "conversion": "false", "device_type": "mobile",
-         "browser": "Safari", "ip_address": "2001:db8:1:2:3:4:5:6"},
-        {"session_id": "S3", "customer_email": "ann@example.com", "session_start": "2026-10-05T09:50:00", "session_end": "2026-10-05T09:40:00",
-         "pages_viewed": 1, "conversion": 0},  # ends before it starts
+        {
+            "session_id": "S1",
+            "customer_email": "ann@example.com",
+            "session_start": "2026-10-01T09:50:00",
+            "session_end": "2026-10-01T10:01:00",
+            "pages_viewed": 5,
+            "items_viewed": [1, 3],
+            "items_added_to_cart": [1],
+            "conversion": True,
+            "device_type": "desktop",
+            "browser": "Firefox",
+            "ip_address": "198.51.100.23",
+        },
+        {
+            "session_id": "S2",
+            "customer_email": "visitor@example.com",
+            "session_start": "2026-10-04T09:50:00",
+            "session_end": None,
+            "pages_viewed": "2",
+            "items_viewed": None,
+            "items_added_to_cart": [],
+            "conversion": "false",
+            "device_type": "mobile",
+            "browser": "Safari",
+            "ip_address": "2001:db8:1:2:3:4:5:6",
+        },
+        {
+            "session_id": "S3",
+            "customer_email": "ann@example.com",
+            "session_start": "2026-10-05T09:50:00",
+            "session_end": "2026-10-05T09:40:00",
+            "pages_viewed": 1,
+            "conversion": 0,
+        },  # ends before it starts
     ]
     (raw / "user_sessions.json").write_text(json.dumps(sessions))
 
@@ -59,20 +113,32 @@ def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     write_inputs(tmp_path / "raw")
-    s = dataclasses.replace(load_config(DEFAULT_CONFIG), raw_data_dir=tmp_path / "raw", staging_dir=tmp_path / "staging", max_reject_rate=0.5)
+    s = dataclasses.replace(
+        load_config(DEFAULT_CONFIG),
+        raw_data_dir=tmp_path / "raw",
+        staging_dir=tmp_path / "staging",
+        max_reject_rate=0.5,
+    )
     return s
 
 
-DIGESTED = {**{t: "t.*" for t in TABLES}, "etl_runs": "t.*",
-            # a re-run of a run replaces its quarantine rows: compare their content, not their ids and times
-            "rejected_records": "t.etl_run_id, t.source, t.source_file, t.line_number, t.reason, t.field, t.detail, t.raw_record"}
+DIGESTED = {
+    **{t: "t.*" for t in TABLES},
+    "etl_runs": "t.*",
+    # a re-run of a run replaces its quarantine rows: compare their content, not their ids and times
+    "rejected_records": "t.etl_run_id, t.source, t.source_file, t.line_number, t.reason, t.field, t.detail, t.raw_record",
+}
 
 
 def digest(url: str) -> dict[str, str]:
     """md5 of every row of each table (all columns, timestamps and ids included)."""
     with psycopg.connect(url) as conn:
-        return {t: conn.execute(f"SELECT md5(coalesce(string_agg(ROW({cols})::text, '|' ORDER BY ROW({cols})::text), '')) FROM {t} t")  # noqa: S608
-                .fetchone()[0] for t, cols in DIGESTED.items()}
+        return {
+            t: conn.execute(
+                f"SELECT md5(coalesce(string_agg(ROW({cols})::text, '|' ORDER BY ROW({cols})::text), '')) FROM {t} t"
+            ).fetchone()[0]
+            for t, cols in DIGESTED.items()
+        }
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -83,34 +149,69 @@ def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 def test_load_accounts_for_every_row(settings: Settings, fresh_db: str) -> None:
     out = pipeline.run_all(settings, "run-1", fresh_db)
     s = out["sources"]
-    assert (s["orders"]["rows_read"], s["orders"]["rows_loaded"], s["orders"]["rows_rejected"], s["orders"]["rows_duplicate"]) == (6, 4, 1, 1)
+    assert (
+        s["orders"]["rows_read"],
+        s["orders"]["rows_loaded"],
+        s["orders"]["rows_rejected"],
+        s["orders"]["rows_duplicate"],
+    ) == (6, 4, 1, 1)
     assert (s["user_sessions"]["rows_loaded"], s["user_sessions"]["rows_rejected"]) == (2, 1)
-    ledger = query(fresh_db, "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate FROM etl_runs WHERE etl_run_id = 'run-1' ORDER BY 1")
-    assert ledger == [("customers", 2, 2, 0, 0), ("orders", 6, 4, 1, 1), ("products", 3, 3, 0, 0), ("user_sessions", 3, 2, 1, 0)]
+    ledger = query(
+        fresh_db,
+        "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate FROM etl_runs WHERE etl_run_id = 'run-1' ORDER BY 1",
+    )
+    assert ledger == [
+        ("customers", 2, 2, 0, 0),
+        ("orders", 6, 4, 1, 1),
+        ("products", 3, 3, 0, 0),
+        ("user_sessions", 3, 2, 1, 0),
+    ]
     assert all(r[1] == r[2] + r[3] + r[4] for r in ledger)
 
-    orders = query(fresh_db, "SELECT o.order_reference, c.email, o.quantity, o.unit_price::text, o.total_amount::text, o.status, o.payment_method"
-                             " FROM orders o JOIN customers c USING (customer_id) ORDER BY 1")
-    assert orders == [("ORD-1", "ann@example.com", 2, "9.99", "19.98", "shipped", "paypal"),
-                      ("ORD-2", "ann@example.com", 1, "250.00", "250.00", "delivered", "credit_card"),
-                      ("ORD-3", "guest@example.com", 4, "49.50", "198.00", "pending", None),
-                      ("ORD-4", "bob@example.com", 1, "49.50", "49.50", "processing", "paypal")]
+    orders = query(
+        fresh_db,
+        "SELECT o.order_reference, c.email, o.quantity, o.unit_price::text, o.total_amount::text, o.status, o.payment_method"
+        " FROM orders o JOIN customers c USING (customer_id) ORDER BY 1",
+    )
+    assert orders == [
+        ("ORD-1", "ann@example.com", 2, "9.99", "19.98", "shipped", "paypal"),
+        ("ORD-2", "ann@example.com", 1, "250.00", "250.00", "delivered", "credit_card"),
+        ("ORD-3", "guest@example.com", 4, "49.50", "198.00", "pending", None),
+        ("ORD-4", "bob@example.com", 1, "49.50", "49.50", "processing", "paypal"),
+    ]
 
-    customers = query(fresh_db, "SELECT email, first_name, last_name, country, order_count, total_spent::text, session_count,"
-                                " conversion_rate::text FROM customers ORDER BY email")
-    assert customers == [("ann@example.com", "Ann", "Lee", "US", 2, "269.98", 1, "1.0000"),
-                         ("bob@example.com", "Bob", None, "DE", 1, "49.50", 0, None),
-                         ("guest@example.com", None, None, None, 1, "198.00", 0, None),  # no invented names
-                         ("visitor@example.com", None, None, None, 0, "0.00", 1, "0.0000")]
+    customers = query(
+        fresh_db,
+        "SELECT email, first_name, last_name, country, order_count, total_spent::text, session_count,"
+        " conversion_rate::text FROM customers ORDER BY email",
+    )
+    assert customers == [
+        ("ann@example.com", "Ann", "Lee", "US", 2, "269.98", 1, "1.0000"),
+        ("bob@example.com", "Bob", None, "DE", 1, "49.50", 0, None),
+        ("guest@example.com", None, None, None, 1, "198.00", 0, None),  # no invented names
+        ("visitor@example.com", None, None, None, 0, "0.00", 1, "0.0000"),
+    ]
 
-    sessions = query(fresh_db, "SELECT session_id, duration_seconds, items_viewed_count, converted, host(ip_network) || '/' || masklen(ip_network)"
-                               " FROM user_sessions ORDER BY 1")
+    sessions = query(
+        fresh_db,
+        "SELECT session_id, duration_seconds, items_viewed_count, converted, host(ip_network) || '/' || masklen(ip_network)"
+        " FROM user_sessions ORDER BY 1",
+    )
     assert sessions == [("S1", 660, 2, True, "198.51.100.0/24"), ("S2", None, 0, False, "2001:db8:1::/48")]
     assert query(fresh_db, "SELECT product_id, category, price_tier FROM products ORDER BY 1") == [
-        (1, "home", "budget"), (2, "home", "standard"), (3, "home", "premium")]
+        (1, "home", "budget"),
+        (2, "home", "standard"),
+        (3, "home", "premium"),
+    ]
 
-    rejects = query(fresh_db, "SELECT source, source_file, line_number, reason, raw_record->>'order_reference' FROM rejected_records ORDER BY source")
-    assert rejects == [("orders", "orders.csv", 7, "unknown_product", "ORD-5"), ("user_sessions", "user_sessions.json", 3, "session_end_before_start", None)]
+    rejects = query(
+        fresh_db,
+        "SELECT source, source_file, line_number, reason, raw_record->>'order_reference' FROM rejected_records ORDER BY source",
+    )
+    assert rejects == [
+        ("orders", "orders.csv", 7, "unknown_product", "ORD-5"),
+        ("user_sessions", "user_sessions.json", 3, "session_end_before_start", None),
+    ]
 
 
 def test_rerun_changes_nothing(settings: Settings, fresh_db: str) -> None:
@@ -130,19 +231,28 @@ def test_rerun_changes_nothing(settings: Settings, fresh_db: str) -> None:
 def test_changed_order_is_updated_in_place(settings: Settings, fresh_db: str) -> None:
     pipeline.run_all(settings, "run-1", fresh_db)
     (order_id,) = query(fresh_db, "SELECT order_id FROM orders WHERE order_reference = 'ORD-1'")[0]
-    write_inputs(settings.raw_data_dir, [["ORD-1", "ann@example.com", "1", "5", "9.99", "2026-10-01T10:00:00", "Cancelled", "paypal"]])
+    write_inputs(
+        settings.raw_data_dir,
+        [["ORD-1", "ann@example.com", "1", "5", "9.99", "2026-10-01T10:00:00", "Cancelled", "paypal"]],
+    )
     out = pipeline.run_all(settings, "run-2", fresh_db)
     assert out["sources"]["orders"]["updated"] == 1 and out["sources"]["orders"]["inserted"] == 0
-    assert query(fresh_db, "SELECT order_id, quantity, total_amount::text, status, etl_run_id FROM orders WHERE order_reference = 'ORD-1'") == [
-        (order_id, 5, "49.95", "cancelled", "run-2")]
+    assert query(
+        fresh_db,
+        "SELECT order_id, quantity, total_amount::text, status, etl_run_id FROM orders WHERE order_reference = 'ORD-1'",
+    ) == [(order_id, 5, "49.95", "cancelled", "run-2")]
     assert query(fresh_db, "SELECT count(*) FROM orders") == [(4,)]  # the other orders stay
-    assert query(fresh_db, "SELECT order_count, total_spent::text FROM customers WHERE email = 'ann@example.com'") == [(2, "299.95")]
+    assert query(fresh_db, "SELECT order_count, total_spent::text FROM customers WHERE email = 'ann@example.com'") == [
+        (2, "299.95")
+    ]
 
 
 def test_failed_load_leaves_tables_as_they_were(settings: Settings, fresh_db: str) -> None:
     pipeline.run_all(settings, "run-1", fresh_db)
     before = digest(fresh_db)
-    write_inputs(settings.raw_data_dir, [["ORD-9", "new@example.com", "1", "1", "1", "2026-10-09T10:00:00", "pending", "paypal"]])
+    write_inputs(
+        settings.raw_data_dir, [["ORD-9", "new@example.com", "1", "1", "1", "2026-10-09T10:00:00", "pending", "paypal"]]
+    )
     staging = pipeline.run_dir(settings, "etl_ecommerce_pipeline", "run-2")
     manifests = {s: pipeline.extract(s, settings, staging) for s in pipeline.EXTRACTORS}
     transformed = pipeline.transform(manifests, settings, staging, fresh_db)
@@ -164,10 +274,16 @@ def test_failed_load_leaves_tables_as_they_were(settings: Settings, fresh_db: st
 def test_reject_rate_guard_loads_nothing(settings: Settings, fresh_db: str) -> None:
     pipeline.run_all(settings, "run-1", fresh_db)
     before = digest(fresh_db)
-    bad = [[f"B-{i}", "x@example.com", "1", "0" if i % 2 else "1", "1", "2026-10-01", "pending", "paypal"] for i in range(10)]
+    bad = [
+        [f"B-{i}", "x@example.com", "1", "0" if i % 2 else "1", "1", "2026-10-01", "pending", "paypal"]
+        for i in range(10)
+    ]
     write_inputs(settings.raw_data_dir, bad)
     strict = dataclasses.replace(settings, max_reject_rate=0.1)
-    with pytest.raises(RejectRateExceeded, match=r"orders \(orders.csv\): 5/10 rows rejected = 50.0% > 10.0%; top reasons \{'invalid_quantity': 5\}"):
+    with pytest.raises(
+        RejectRateExceeded,
+        match=r"orders \(orders.csv\): 5/10 rows rejected = 50.0% > 10.0%; top reasons \{'invalid_quantity': 5\}",
+    ):
         pipeline.run_all(strict, "run-2", fresh_db)
     assert digest(fresh_db) == before
 
@@ -179,7 +295,7 @@ def test_concurrent_load_waits_for_the_lock_and_gives_up_clearly(settings: Setti
     with psycopg.connect(fresh_db) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))  # another load in progress
         loader = DataLoader(fresh_db, lock_timeout_seconds=1)
-        with pytest.raises(LoadError, match="failed at step 'lock'.*lock timeout"):
+        with pytest.raises(LoadError, match=r"failed at step 'lock'.*lock timeout"):
             loader.load("run-1", transformed["sources"])
     assert query(fresh_db, "SELECT count(*) FROM orders") == [(0,)]
     DataLoader(fresh_db).load("run-1", transformed["sources"])  # lock released: loads

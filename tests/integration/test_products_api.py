@@ -13,11 +13,23 @@ from werkzeug import Request, Response
 from include.config_loader import ProductsApiConfig
 from include.extract import ApiError, ProductsApiClient
 
-PRODUCTS = [{"id": 1, "title": "Mug", "price": 5.5, "description": "d", "category": "home", "image": "http://i", "rating": {"rate": 4.2, "count": 7}}]
+PRODUCTS = [
+    {
+        "id": 1,
+        "title": "Mug",
+        "price": 5.5,
+        "description": "d",
+        "category": "home",
+        "image": "http://i",
+        "rating": {"rate": 4.2, "count": 7},
+    }
+]
 
 
 def client(url: str, retries: int = 3, timeout: float = 2.0, sleeps: list[float] | None = None) -> ProductsApiClient:
-    cfg = ProductsApiConfig(url=url, timeout_seconds=timeout, max_retries=retries, backoff_seconds=0.01, max_backoff_seconds=5)
+    cfg = ProductsApiConfig(
+        url=url, timeout_seconds=timeout, max_retries=retries, backoff_seconds=0.01, max_backoff_seconds=5
+    )
     record = sleeps if sleeps is not None else []
     return ProductsApiClient(cfg, sleep=lambda s: (record.append(s), time.sleep(min(s, 0.05))))
 
@@ -31,7 +43,9 @@ def test_5xx_then_success(httpserver: HTTPServer) -> None:
 
 
 def test_429_honours_retry_after(httpserver: HTTPServer) -> None:
-    httpserver.expect_ordered_request("/products").respond_with_data("slow down", status=429, headers={"Retry-After": "2"})
+    httpserver.expect_ordered_request("/products").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "2"}
+    )
     httpserver.expect_ordered_request("/products").respond_with_json(PRODUCTS)
     sleeps: list[float] = []
     assert client(httpserver.url_for("/products"), sleeps=sleeps).fetch() == PRODUCTS
@@ -103,7 +117,9 @@ def test_extractor_stages_api_products(httpserver: HTTPServer, tmp_path: Path) -
 
     httpserver.expect_request("/products").respond_with_json(PRODUCTS)
     base = load_config(DEFAULT_CONFIG)
-    settings = dataclasses.replace(base, products_api=dataclasses.replace(base.products_api, url=httpserver.url_for("/products")))
+    settings = dataclasses.replace(
+        base, products_api=dataclasses.replace(base.products_api, url=httpserver.url_for("/products"))
+    )
     m = DataExtractor(settings, tmp_path).extract_products()
     assert m.rows_read == 1 and m.detail["origin"] == "api"
     assert pq.read_table(m.parts[0]).to_pylist()[0]["title"] == "Mug"

@@ -28,8 +28,12 @@ def test_shipped_config_is_valid_and_typed() -> None:
 
 
 def test_env_overrides(tmp_path: Path) -> None:
-    env = {"ECOM_RAW_DATA_DIR": str(tmp_path / "in"), "ECOM_PRODUCTS_API_URL": "http://127.0.0.1:9/products",
-           "ECOM_STAGING_DIR": str(tmp_path / "stage"), "ECOM_POSTGRES_CONN_ID": "warehouse"}
+    env = {
+        "ECOM_RAW_DATA_DIR": str(tmp_path / "in"),
+        "ECOM_PRODUCTS_API_URL": "http://127.0.0.1:9/products",
+        "ECOM_STAGING_DIR": str(tmp_path / "stage"),
+        "ECOM_POSTGRES_CONN_ID": "warehouse",
+    }
     s = parse_config(_raw(), DEFAULT_CONFIG, env=env)
     assert s.raw_data_dir == tmp_path / "in"
     assert s.staging_dir == tmp_path / "stage"
@@ -54,14 +58,26 @@ def test_ecom_config_selects_another_file(tmp_path: Path, monkeypatch: pytest.Mo
         (lambda r: r["extract"].update(chunk_size="big"), "'extract.chunk_size' must be an integer, got 'big'"),
         (lambda r: r["extract"].update(chunk_size=10), "'extract.chunk_size' must be >= 1000, got 10"),
         (lambda r: r["transform"].update(max_reject_rate=1.5), "'transform.max_reject_rate' must be <= 1, got 1.5"),
-        (lambda r: r["transform"]["ip_address"].update(mode="hash"), "'transform.ip_address.mode' must be one of truncate, drop, keep"),
-        (lambda r: r["transform"]["price_tiers"][1].update(max_price=10), "'transform.price_tiers[1].max_price' must be greater"),
+        (
+            lambda r: r["transform"]["ip_address"].update(mode="hash"),
+            "'transform.ip_address.mode' must be one of truncate, drop, keep",
+        ),
+        (
+            lambda r: r["transform"]["price_tiers"][1].update(max_price=10),
+            "'transform.price_tiers[1].max_price' must be greater",
+        ),
         (lambda r: r["transform"]["price_tiers"][2].update(max_price=500), "must be null on the last tier"),
-        (lambda r: r["sources"]["products"].update(api_url="ftp://x"), "must start with http:// or https://, got 'ftp://x'"),
+        (
+            lambda r: r["sources"]["products"].update(api_url="ftp://x"),
+            "must start with http:// or https://, got 'ftp://x'",
+        ),
         (lambda r: r["sources"]["orders"].update(file="../etc/passwd"), "'sources.orders.file' must be a file name"),
         (lambda r: r["sources"].update(invoices={"file": "x.csv"}), "unknown source(s) ['invoices']"),
         (lambda r: r["database"].update(schema="public; drop"), "'database.schema' must be a plain SQL identifier"),
-        (lambda r: r["etl"].update(start_date="yesterday"), "'etl.start_date' must be a date YYYY-MM-DD, got 'yesterday'"),
+        (
+            lambda r: r["etl"].update(start_date="yesterday"),
+            "'etl.start_date' must be a date YYYY-MM-DD, got 'yesterday'",
+        ),
         (lambda r: r["etl"].update(retries=True), "'etl.retries' must be an integer, got True"),
     ],
 )

@@ -12,9 +12,20 @@ import pytest
 from include.config_loader import DEFAULT_CONFIG, load_config
 from include.extract import DataExtractor, InputFileError, detect_delimiter
 
-HEADER = ["order_reference", "customer_email", "product_id", "quantity", "unit_price", "order_date", "status", "payment_method"]
-ROWS = [["ORD-1", "ann@example.com", "1", "2", "9.99", "2026-10-01T10:00:00", "shipped", "paypal"],
-        ["ORD-2", "bøb@example.com", "2", "1", "5.00", "2026-10-02T10:00:00", "pending", "credit_card"]]
+HEADER = [
+    "order_reference",
+    "customer_email",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "order_date",
+    "status",
+    "payment_method",
+]
+ROWS = [
+    ["ORD-1", "ann@example.com", "1", "2", "9.99", "2026-10-01T10:00:00", "shipped", "paypal"],
+    ["ORD-2", "bøb@example.com", "2", "1", "5.00", "2026-10-02T10:00:00", "pending", "credit_card"],
+]
 
 
 def extractor(tmp_path: Path, **changes: object) -> DataExtractor:
@@ -52,8 +63,10 @@ def test_dialects_and_encodings(tmp_path: Path, delimiter: str, encoding: str, b
 
 
 def test_quoted_fields_and_header_whitespace(tmp_path: Path) -> None:
-    text = (' Order_Reference , customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n'
-            '"ORD-1","ann@example.com",1,2,"1,299.00","2026-10-01","shipped, late","pay ""pal"""\n')
+    text = (
+        " Order_Reference , customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n"
+        '"ORD-1","ann@example.com",1,2,"1,299.00","2026-10-01","shipped, late","pay ""pal"""\n'
+    )
     write(tmp_path, "orders.csv", text.encode())
     rows = staged(extractor(tmp_path).extract_csv("orders").to_dict())
     assert rows[0]["unit_price"] == "1,299.00"
@@ -74,14 +87,21 @@ def test_too_many_fields_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_trailing_fields_are_structural_damage(tmp_path: Path) -> None:
     text = ",".join(HEADER) + "\n" + ",".join(ROWS[0][:5]) + "\n"
     write(tmp_path, "orders.csv", text.encode())
-    with pytest.raises(InputFileError, match=r"orders.csv, line 2: expected 8 fields, found 5"):
+    with pytest.raises(InputFileError, match=r"orders\.csv, line 2: expected 8 fields, found 5"):
         extractor(tmp_path).extract_csv("orders")
 
 
 def test_unterminated_quote(tmp_path: Path) -> None:
-    text = ",".join(HEADER) + "\n" + ",".join(ROWS[0]) + '\n"ORD-3,ann@example.com,1,1,1,2026-10-01,x,y\n' + ",".join(ROWS[1]) + "\n"
+    text = (
+        ",".join(HEADER)
+        + "\n"
+        + ",".join(ROWS[0])
+        + '\n"ORD-3,ann@example.com,1,1,1,2026-10-01,x,y\n'
+        + ",".join(ROWS[1])
+        + "\n"
+    )
     write(tmp_path, "orders.csv", text.encode())
-    with pytest.raises(InputFileError, match="orders.csv: unterminated quoted field"):
+    with pytest.raises(InputFileError, match=r"orders\.csv: unterminated quoted field"):
         extractor(tmp_path).extract_csv("orders")
 
 
@@ -101,11 +121,19 @@ def test_optional_column_may_be_absent(tmp_path: Path) -> None:
 
 
 def test_nul_byte_and_oversize_field_are_named(tmp_path: Path) -> None:
-    write(tmp_path, "orders.csv", (",".join(HEADER) + "\n" + ",".join(ROWS[0]).replace("shipped", "ship\x00ped") + "\n").encode())
+    write(
+        tmp_path,
+        "orders.csv",
+        (",".join(HEADER) + "\n" + ",".join(ROWS[0]).replace("shipped", "ship\x00ped") + "\n").encode(),
+    )
     with pytest.raises(InputFileError) as err:
         extractor(tmp_path).extract_csv("orders")
     assert (err.value.line, err.value.field) == (2, "status") and "NUL byte" in str(err.value)
-    write(tmp_path, "orders.csv", (",".join(HEADER) + "\n" + ",".join(ROWS[0]).replace("shipped", "x" * 200) + "\n").encode())
+    write(
+        tmp_path,
+        "orders.csv",
+        (",".join(HEADER) + "\n" + ",".join(ROWS[0]).replace("shipped", "x" * 200) + "\n").encode(),
+    )
     with pytest.raises(InputFileError) as err:
         extractor(tmp_path, max_field_chars=100).extract_csv("orders")
     assert (err.value.line, err.value.field) == (2, "status") and "200 > 100" in str(err.value)
@@ -120,16 +148,40 @@ def test_missing_files(tmp_path: Path) -> None:
 
 def test_file_size_cap(tmp_path: Path) -> None:
     write(tmp_path, "orders.csv", (",".join(HEADER) + "\n").encode() + b"x" * 2048)
-    with pytest.raises(InputFileError, match="larger than extract.max_file_mb"):
+    with pytest.raises(InputFileError, match=r"larger than extract\.max_file_mb"):
         extractor(tmp_path, max_file_bytes=1024).extract_csv("orders")
 
 
 SESSIONS = [
-    {"session_id": "S1", "customer_email": "a@example.com", "session_start": "2026-10-01T10:00:00", "session_end": None, "pages_viewed": 3,
-     "items_viewed": None, "items_added_to_cart": [1, 2], "conversion": True, "device_type": "mobile", "browser": "x", "ip_address": "1.2.3.4"},
-    {"session_id": "S2", "customer_email": "b@example.com", "session_start": "2026-10-01T10:00:00", "pages_viewed": "2",
-     "items_viewed": [3], "items_added_to_cart": [], "conversion": "false"},
-    {"session_id": "S3", "customer_email": "c@example.com", "session_start": "2026-10-01T10:00:00", "pages_viewed": 1, "conversion": 1},
+    {
+        "session_id": "S1",
+        "customer_email": "a@example.com",
+        "session_start": "2026-10-01T10:00:00",
+        "session_end": None,
+        "pages_viewed": 3,
+        "items_viewed": None,
+        "items_added_to_cart": [1, 2],
+        "conversion": True,
+        "device_type": "mobile",
+        "browser": "x",
+        "ip_address": "1.2.3.4",
+    },
+    {
+        "session_id": "S2",
+        "customer_email": "b@example.com",
+        "session_start": "2026-10-01T10:00:00",
+        "pages_viewed": "2",
+        "items_viewed": [3],
+        "items_added_to_cart": [],
+        "conversion": "false",
+    },
+    {
+        "session_id": "S3",
+        "customer_email": "c@example.com",
+        "session_start": "2026-10-01T10:00:00",
+        "pages_viewed": 1,
+        "conversion": 1,
+    },
 ]
 
 
@@ -147,7 +199,7 @@ def test_sessions_json_array_and_lines(tmp_path: Path, layout: str) -> None:
 
 
 def test_invalid_json_lines_names_line(tmp_path: Path) -> None:
-    write(tmp_path, "user_sessions.json", (json.dumps(SESSIONS[0]) + "\n{\"session_id\": \"S2\",\n").encode())
+    write(tmp_path, "user_sessions.json", (json.dumps(SESSIONS[0]) + '\n{"session_id": "S2",\n').encode())
     with pytest.raises(InputFileError) as err:
         extractor(tmp_path).extract_sessions()
     assert err.value.line == 2 and "user_sessions.json, line 2" in str(err.value)
@@ -158,12 +210,22 @@ def test_invalid_json_array_and_non_objects(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="invalid JSON after item 1"):
         extractor(tmp_path).extract_sessions()
     write(tmp_path, "user_sessions.json", b'[{"session_id": "S1"}, 42]')
-    with pytest.raises(InputFileError, match="line 2: expected a JSON object, found int"):
+    with pytest.raises(InputFileError, match=r"line 2: expected a JSON object, found int"):
         extractor(tmp_path).extract_sessions()
 
 
 def test_products_file_is_flattened(tmp_path: Path) -> None:
-    products = [{"id": 1, "title": "Mug", "price": 5.5, "description": "d", "category": "home", "image": "http://i", "rating": {"rate": 4.2, "count": 7}}]
+    products = [
+        {
+            "id": 1,
+            "title": "Mug",
+            "price": 5.5,
+            "description": "d",
+            "category": "home",
+            "image": "http://i",
+            "rating": {"rate": 4.2, "count": 7},
+        }
+    ]
     write(tmp_path, "products.json", json.dumps(products).encode())
     rows = staged(extractor(tmp_path).extract_products().to_dict())
     assert rows[0]["id"] == "1" and rows[0]["rating_rate"] == "4.2" and rows[0]["rating_count"] == "7"

@@ -33,14 +33,34 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def order(**kw: Any) -> dict[str, Any]:
-    base = {"order_reference": "ORD-1", "customer_email": "ann@example.com", "product_id": "1", "quantity": "2", "unit_price": "9.99",
-            "order_date": "2026-10-01T12:00:00", "status": "shipped", "payment_method": "paypal"}
+    base = {
+        "order_reference": "ORD-1",
+        "customer_email": "ann@example.com",
+        "product_id": "1",
+        "quantity": "2",
+        "unit_price": "9.99",
+        "order_date": "2026-10-01T12:00:00",
+        "status": "shipped",
+        "payment_method": "paypal",
+    }
     return {**base, **kw}
 
 
 def test_valid_order_is_cleaned_and_enriched() -> None:
-    valid, rejected = transform_orders(frame([order(customer_email="  Ann@Example.COM ", status=" Shipped ", payment_method="PayPal",
-                                                    quantity="3", unit_price="19.99")]), CTX)
+    valid, rejected = transform_orders(
+        frame(
+            [
+                order(
+                    customer_email="  Ann@Example.COM ",
+                    status=" Shipped ",
+                    payment_method="PayPal",
+                    quantity="3",
+                    unit_price="19.99",
+                )
+            ]
+        ),
+        CTX,
+    )
     assert rejected.empty
     row = valid.iloc[0]
     assert row["customer_email"] == "ann@example.com"
@@ -92,15 +112,37 @@ def test_first_broken_rule_is_the_reason() -> None:
 
 
 def test_dates_with_offsets_and_other_formats_are_utc() -> None:
-    valid, _ = transform_orders(frame([order(order_date="2026-10-01T12:00:00+02:00"), order(order_reference="B", order_date="2026-10-01 08:30"),
-                                       order(order_reference="C", order_date="Oct 3, 2026 10:00")]), CTX)
-    assert [str(d) for d in valid["order_date"]] == ["2026-10-01 10:00:00+00:00", "2026-10-01 08:30:00+00:00", "2026-10-03 10:00:00+00:00"]
+    valid, _ = transform_orders(
+        frame(
+            [
+                order(order_date="2026-10-01T12:00:00+02:00"),
+                order(order_reference="B", order_date="2026-10-01 08:30"),
+                order(order_reference="C", order_date="Oct 3, 2026 10:00"),
+            ]
+        ),
+        CTX,
+    )
+    assert [str(d) for d in valid["order_date"]] == [
+        "2026-10-01 10:00:00+00:00",
+        "2026-10-01 08:30:00+00:00",
+        "2026-10-03 10:00:00+00:00",
+    ]
 
 
 def session(**kw: Any) -> dict[str, Any]:
-    base = {"session_id": "S1", "customer_email": "ann@example.com", "session_start": "2026-10-01T10:00:00",
-            "session_end": "2026-10-01T10:05:30", "pages_viewed": "4", "items_viewed": "[1, 2, 3]", "items_added_to_cart": "[2]",
-            "conversion": "true", "device_type": "Mobile", "browser": "Firefox", "ip_address": "203.0.113.77"}
+    base = {
+        "session_id": "S1",
+        "customer_email": "ann@example.com",
+        "session_start": "2026-10-01T10:00:00",
+        "session_end": "2026-10-01T10:05:30",
+        "pages_viewed": "4",
+        "items_viewed": "[1, 2, 3]",
+        "items_added_to_cart": "[2]",
+        "conversion": "true",
+        "device_type": "Mobile",
+        "browser": "Firefox",
+        "ip_address": "203.0.113.77",
+    }
     return {**base, **kw}
 
 
@@ -115,7 +157,9 @@ def test_valid_session_is_enriched_and_ip_truncated() -> None:
     assert row["device_type"] == "mobile"
 
 
-@pytest.mark.parametrize(("value", "expected"), [("true", True), ("True", True), ("1", True), ("false", False), ("0", False), (None, False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", True), ("True", True), ("1", True), ("false", False), ("0", False), (None, False)]
+)
 def test_conversion_booleans(value: str | None, expected: bool) -> None:
     valid, _ = transform_sessions(frame([session(conversion=value)]), CTX)
     assert bool(valid.iloc[0]["converted"]) is expected
@@ -137,7 +181,7 @@ def test_null_items_viewed_means_empty_and_no_end_means_no_duration() -> None:
         ({"session_end": "later"}, "invalid_session_end"),
         ({"session_end": "2026-10-01T09:00:00"}, "session_end_before_start"),
         ({"pages_viewed": "-1"}, "invalid_pages_viewed"),
-        ({"items_viewed": "{\"a\": 1}"}, "invalid_items_viewed"),
+        ({"items_viewed": '{"a": 1}'}, "invalid_items_viewed"),
         ({"conversion": "maybe"}, "invalid_conversion"),
     ],
 )
@@ -148,10 +192,16 @@ def test_session_rules(override: dict[str, str], reason: str) -> None:
 
 def test_ip_policies() -> None:
     ips = pd.Series(["203.0.113.77", "2001:db8:abcd:12:1:2:3:4", "", "garbage"])
+
     def values(s: pd.Series) -> list[str | None]:
         return [None if pd.isna(v) else v for v in s]
 
-    assert values(ip_networks(ips, IpPolicy("truncate", 24, 48))) == ["203.0.113.0/24", "2001:db8:abcd::/48", None, None]
+    assert values(ip_networks(ips, IpPolicy("truncate", 24, 48))) == [
+        "203.0.113.0/24",
+        "2001:db8:abcd::/48",
+        None,
+        None,
+    ]
     assert values(ip_networks(ips, IpPolicy("truncate", 16, 32)))[:2] == ["203.0.0.0/16", "2001:db8::/32"]
     assert values(ip_networks(ips, IpPolicy("keep", 24, 48)))[0] == "203.0.113.77/32"
     assert values(ip_networks(ips, IpPolicy("drop", 24, 48))) == [None, None, None, None]
@@ -159,7 +209,14 @@ def test_ip_policies() -> None:
 
 def test_products_rules_and_price_tiers() -> None:
     rows = [
-        {"id": "1", "title": " Mug ", "price": "5", "category": " Home Goods ", "rating_rate": "4.5", "rating_count": "10"},
+        {
+            "id": "1",
+            "title": " Mug ",
+            "price": "5",
+            "category": " Home Goods ",
+            "rating_rate": "4.5",
+            "rating_count": "10",
+        },
         {"id": "2", "title": "Lamp", "price": "20", "category": "home"},
         {"id": "3", "title": "Chair", "price": "20.01", "category": "home"},
         {"id": "4", "title": "Sofa", "price": "1000", "category": "home"},
@@ -174,13 +231,27 @@ def test_products_rules_and_price_tiers() -> None:
 
 
 def test_customers_rules() -> None:
-    rows = [{"email": " Bob@Example.com ", "first_name": " Bob ", "last_name": "", "country": "de", "signup_date": "2025-02-03"},
-            {"email": "broken", "first_name": "X"},
-            {"email": "c@example.com", "signup_date": "31/31/2025"}]
+    rows = [
+        {
+            "email": " Bob@Example.com ",
+            "first_name": " Bob ",
+            "last_name": "",
+            "country": "de",
+            "signup_date": "2025-02-03",
+        },
+        {"email": "broken", "first_name": "X"},
+        {"email": "c@example.com", "signup_date": "31/31/2025"},
+    ]
     valid, rejected = transform_customers(frame(rows), CTX)
     first = {k: (None if pd.isna(v) else v) for k, v in valid.iloc[0].to_dict().items()}
-    assert first == {"email": "bob@example.com", "first_name": "Bob", "last_name": None, "country": "DE", "signup_date": "2025-02-03",
-                     LINE_COLUMN: 2}
+    assert first == {
+        "email": "bob@example.com",
+        "first_name": "Bob",
+        "last_name": None,
+        "country": "DE",
+        "signup_date": "2025-02-03",
+        LINE_COLUMN: 2,
+    }
     assert list(rejected["reason"]) == ["invalid_email", "invalid_signup_date"]
 
 
@@ -190,14 +261,24 @@ def _stage(tmp_path: Path, source: str, rows: list[dict[str, Any]]) -> dict[str,
 
     part = tmp_path / f"{source}.parquet"
     df = frame(rows)
-    pq.write_table(pa.Table.from_pandas(df.astype({c: object for c in df.columns if c != LINE_COLUMN}), preserve_index=False), part)
+    pq.write_table(
+        pa.Table.from_pandas(df.astype({c: object for c in df.columns if c != LINE_COLUMN}), preserve_index=False), part
+    )
     return {"file": f"{source}.x", "parts": [str(part)]}
 
 
 def test_duplicates_last_wins_are_counted_not_rejected(tmp_path: Path) -> None:
     t = DataTransformer(SETTINGS, tmp_path)
-    manifest = _stage(tmp_path, "orders", [order(order_reference="A"), order(order_reference="B"), order(order_reference="A", status="cancelled"),
-                                           order(order_reference="C", quantity="0")])
+    manifest = _stage(
+        tmp_path,
+        "orders",
+        [
+            order(order_reference="A"),
+            order(order_reference="B"),
+            order(order_reference="A", status="cancelled"),
+            order(order_reference="C", quantity="0"),
+        ],
+    )
     r = t.transform_source("orders", manifest, frozenset({1}))
     assert (r.rows_read, r.rows_valid, r.rows_rejected, r.rows_duplicate, r.rows_loaded) == (4, 3, 1, 1, 2)
     assert r.rows_read == r.rows_loaded + r.rows_rejected + r.rows_duplicate
@@ -211,7 +292,9 @@ def test_reject_rate_guard_names_source_rate_and_reasons(tmp_path: Path) -> None
     manifests = {
         "products": _stage(tmp_path, "products", [{"id": "1", "title": "Mug", "price": "5"}]),
         "customers": {"file": "customers.csv", "parts": []},
-        "orders": _stage(tmp_path, "orders", [order(order_reference=f"O{i}", quantity="0" if i < 3 else "1") for i in range(10)]),
+        "orders": _stage(
+            tmp_path, "orders", [order(order_reference=f"O{i}", quantity="0" if i < 3 else "1") for i in range(10)]
+        ),
         "user_sessions": _stage(tmp_path, "user_sessions", [session()]),
     }
     with pytest.raises(RejectRateExceeded) as err:
