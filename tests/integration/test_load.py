@@ -310,3 +310,55 @@ def test_missing_staged_file_is_an_error_not_an_empty_load(settings: Settings, f
     with pytest.raises(LoadError, match="staged file missing"):
         pipeline.load(transformed, settings, "run-1", fresh_db)
     assert query(fresh_db, "SELECT count(*) FROM products") == [(0,)]
+
+
+def test_killed_load_leaves_tables_as_they_were(settings: Settings, fresh_db: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pipeline.run_all(settings, "run-1", fresh_db)
+    before = digest(fresh_db)
+    write_inputs(
+        settings.raw_data_dir,
+        [
+            ["ORD-1", "ann@example.com", "1", "7", "9.99", "2026-10-01T10:00:00", "refunded", "paypal"],
+            ["ORD-8", "late@example.com", "2", "1", "49.50", "2026-10-08T10:00:00", "pending", "paypal"],
+        ],
+    )
+    staging = pipeline.run_dir(settings, "etl_ecommerce_pipeline", "run-2")
+    manifests = {s: pipeline.extract(s, settings, staging) for s in pipeline.EXTRACTORS}
+    manifest_file = tmp_path / "transformed.json"
+    manifest_file.write_text(json.dumps(pipeline.transform(manifests, settings, staging, fresh_db)))
+    loader = (
+        "import json, sys\nfrom include.load import DataLoader\n"
+        "DataLoader(sys.argv[1]).load('run-2', json.load(open(sys.argv[2]))['sources'])\n"
+    )
+    with psycopg.connect(fresh_db) as blocker:
+        # Hold ORD-1's row: the load gets past products and customers, then waits inside its transaction.
+        blocker.execute("SELECT 1 FROM orders WHERE order_reference = 'ORD-1' FOR UPDATE")
+        proc = subprocess.Popen([sys.executable, "-c", loader, fresh_db, str(manifest_file)], env=os.environ.copy())
+        deadline = time.monotonic() + 60
+        waiting: list[Any] = []
+        while time.monotonic() < deadline and not waiting:
+            waiting = query(
+                fresh_db,
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'ecommerce_etl' AND wait_event_type = 'Lock'",
+            )
+            time.sleep(0.1)
+        assert waiting, "the load never reached the orders upsert"
+        assert query(fresh_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == [(1,)]
+        proc.send_signal(signal.SIGKILL)  # the worker dies mid-transaction
+        proc.wait(timeout=30)
+        blocker.rollback()
+    deadline = time.monotonic() + 60
+    while query(fresh_db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecommerce_etl'") != [(0,)]:
+        assert time.monotonic() < deadline, "the killed load's session did not end"
+        time.sleep(0.1)
+    assert digest(fresh_db) == before
+    assert query(fresh_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    pipeline.run_all(settings, "run-2", fresh_db)  # the next run converges
+    assert query(fresh_db, "SELECT quantity, status FROM orders WHERE order_reference = 'ORD-1'") == [(7, "refunded")]
+    assert query(fresh_db, "SELECT count(*) FROM orders") == [(5,)]
