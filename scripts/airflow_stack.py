@@ -439,25 +439,7 @@ class AirflowStack:
         )
         if not resp.ok:
             return f"(log not available: {resp.status_code} {resp.text[:300]})"
-        lines = []
-        for item in resp.json().get("content", []):
-            if isinstance(item, dict):
-                extra = {k: v for k, v in item.items() if k not in ("event", "timestamp", "level", "logger")}
-                lines.append(
-                    " ".join(
-                        str(x)
-                        for x in (
-                            item.get("timestamp", ""),
-                            item.get("level", ""),
-                            item.get("event", ""),
-                            json.dumps(extra, default=str) if extra else "",
-                        )
-                        if x
-                    )
-                )
-            else:
-                lines.append(str(item))
-        return "\n".join(lines)
+        return "\n".join(_format_log_item(item) for item in resp.json().get("content", []))
 
     # ------------------------------------------------------------------ logs
     def print_logs(self, lines: int = 60, file: Any = None) -> None:
@@ -472,6 +454,47 @@ class AirflowStack:
         if pg_log.exists():
             print(f"\n===== postgres server.log (last 20 lines) =====\n{_tail(pg_log, 20)}", file=out)
         out.flush()
+
+
+_LOG_NOISE = {
+    "event",
+    "timestamp",
+    "level",
+    "logger",
+    "error_detail",
+    "dag_id",
+    "run_id",
+    "task_id",
+    "ti_id",
+    "map_index",
+    "try_number",
+    "filename",
+    "lineno",
+    "loc",
+}
+
+
+def _format_log_item(item: Any) -> str:
+    """One structured task-log event as text; an exception is shown like a Python traceback."""
+    if not isinstance(item, dict):
+        return str(item)
+    extra = {k: v for k, v in item.items() if k not in _LOG_NOISE}
+    head = " ".join(
+        str(x)
+        for x in (
+            item.get("timestamp", ""),
+            item.get("level", ""),
+            item.get("event", ""),
+            json.dumps(extra, default=str) if extra else "",
+        )
+        if x
+    )
+    lines = [head]
+    for exc in item.get("error_detail") or []:
+        lines.append("  Traceback:")
+        lines += [f"    {f.get('filename')}:{f.get('lineno')} in {f.get('name')}" for f in exc.get("frames", [])]
+        lines.append(f"  {exc.get('exc_type')}: {exc.get('exc_value')}")
+    return "\n".join(lines)
 
 
 def _signal_group(pid: int, sig: int) -> None:

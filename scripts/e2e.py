@@ -3,18 +3,28 @@
     .venv/bin/python -m scripts.e2e            # what `make e2e` runs (through tests/e2e)
     .venv/bin/python -m scripts.e2e --only local --no-browser
 
+Input: deterministic files from ``scripts.generate_data`` (with a manifest of the expected counts) in the
+run directory, given to every process as ``ECOM_RAW_DATA_DIR``.
+
 Parts (each timed):
 
 1. ``local``  — `AirflowStack` with LocalExecutor (api-server, scheduler, dag-processor, triggerer on an
-   embedded PostgreSQL): the three DAGs are listed without import errors, get unpaused, the ETL DAG is
-   triggered through the REST API v2 and must succeed; `data_quality_checks` must then run *because of
-   the asset events* of that run (run_type ``asset_triggered``, consuming events whose source is that
-   ETL run) and succeed; the warehouse tables must hold the expected rows.
-2. ``celery`` — the same on CeleryExecutor with a real ``redis-server`` broker and two Celery workers,
-   and the ETL run's task instances must have run on both workers.
-3. ``browser`` — headless Debian Chromium (Playwright with ``executable_path``) logs into the UI of the
-   Celery stack, checks the DAG list (three DAGs, no import-error banner), the ETL graph (all tasks) and
-   the quality DAG, opens a task log, and saves screenshots to ``docs/images/``.
+   embedded PostgreSQL). Through the REST API v2 with a JWT from ``/auth/token``: the three DAGs are
+   listed and there is no import error; the ``warehouse_load`` pool is created; the DAGs are unpaused;
+   ``etl_ecommerce_pipeline`` is triggered and must succeed; ``data_quality_checks`` must then run
+   *because of that run's asset events* (run_type ``asset_triggered``, its upstream asset events come
+   from the ETL run; no manual run exists) and succeed; the ETL ledger (``etl_runs``), the rejects and
+   the warehouse tables must match the input manifest; ``monitoring_dag`` is triggered and must succeed
+   (it reads the REST API through the ``airflow_api`` connection). Runs the scheduler starts by itself
+   on unpause (the latest cron slot) are reported, with their first error if they failed.
+2. ``celery`` — the same on CeleryExecutor with a real ``redis-server`` broker and two Celery workers;
+   the ETL run's task instances must have run on both workers (``hostname`` via
+   ``scripts.e2e_hostname``).
+3. ``browser`` — headless Debian Chromium (Playwright with ``executable_path``, no browser download) logs
+   into the UI of the Celery stack: home page and DAG list without the import-error indicator, the three
+   DAGs listed, the graph of the ETL run (all seven tasks), the graph of the asset-triggered quality run,
+   the log of ``send_notification``; screenshots to ``docs/images/`` (dag_list, etl_graph, quality_dag,
+   task_log).
 
 Exit status 0 when everything passed, 1 otherwise, with the failed task's log and the component logs
 printed. Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
@@ -78,8 +88,8 @@ class Scenario:
     log_task: str = "send_notification"  # its log holds the run summary table
     pools: tuple[tuple[str, int], ...] = (("warehouse_load", 1),)
     dags_folder: Path = ROOT / "dags"
-    run_timeout: float = 420
-    quality_timeout: float = 300
+    run_timeout: float = 300  # one DAG run, trigger -> success (measured 25-40 s here)
+    quality_timeout: float = 240  # ETL success -> asset-triggered quality run succeeded (measured 2-6 s)
     # checks the warehouse after the ETL run: (stack, etl run_id, raw data dir) -> counts; raises E2EError
     check_warehouse: Callable[[AirflowStack, str, Path], dict[str, Any]] | None = None
 
@@ -103,7 +113,7 @@ def say(text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- REST API steps
-def wait_for_dags(stack: AirflowStack, dag_ids: Iterable[str], timeout: float = 180) -> dict[str, dict[str, Any]]:
+def wait_for_dags(stack: AirflowStack, dag_ids: Iterable[str], timeout: float = 120) -> dict[str, dict[str, Any]]:
     """Wait until the DAGs are listed by ``GET /api/v2/dags``; fail on any import error."""
     wanted = set(dag_ids)
     deadline = time.monotonic() + timeout
@@ -213,6 +223,15 @@ def wait_for_asset_triggered_run(
         time.sleep(2)
 
 
+def _first_error(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> str:
+    """The first exception of a task's log, as 'Type: message' (its first two lines)."""
+    lines = stack.task_log(dag_id, run_id, task_id).splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  ") and ": " in line and not line.startswith("    ") and "Traceback" not in line:
+            return " ".join(x.strip() for x in lines[i : i + 2])[:300]
+    return "(see the task log)"
+
+
 def wait_until_idle(stack: AirflowStack, dag_ids: Iterable[str], timeout: float) -> list[dict[str, Any]]:
     """Wait until no run of `dag_ids` is queued or running; return all their runs."""
     deadline = time.monotonic() + timeout
@@ -285,10 +304,19 @@ def run_pipeline(stack: AirflowStack, sc: Scenario, report: Report, label: str, 
     runs = wait_until_idle(stack, sc.all_dags, sc.run_timeout)
     summary = sorted((r["dag_id"], r["run_type"], r["state"]) for r in runs)
     report.note(f"[{label}] all runs once idle (dag, type, state): {summary}")
-    bad = [(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs if r["state"] != "success"]
-    if bad:
-        details = "\n".join(failure_details(stack, d, r) for d, r, _ in bad)
-        raise E2EError(f"runs that did not succeed: {bad}\n{details}")
+    # Unpausing a DAG with a cron schedule (catchup=False) also starts a run for the latest past slot. Those
+    # side runs race with the chain under test (e.g. a quality run before the first load), so they are
+    # reported, not asserted; the chain above (manual ETL -> asset-triggered quality, monitoring) is.
+    for r in runs:
+        if r["state"] != "success" and r["run_type"] != "manual" and r["dag_run_id"] != q_run["dag_run_id"]:
+            failed = [
+                ti["task_id"] for ti in task_instances(stack, r["dag_id"], r["dag_run_id"]) if ti["state"] == "failed"
+            ]
+            first = _first_error(stack, r["dag_id"], r["dag_run_id"], failed[0]) if failed else ""
+            report.note(
+                f"[{label}] WARNING side run {r['dag_id']} / {r['dag_run_id']} ({r['run_type']}) ended "
+                f"{r['state']}: failed tasks {failed}; first error: {first}"
+            )
     report.timings[f"{label}: pipeline total"] = time.monotonic() - t0
     return {"run_id": run_id, "quality_run_id": q_run["dag_run_id"], "hosts": hosts}
 
@@ -363,8 +391,11 @@ def default_warehouse_check(stack: AirflowStack, run_id: str, raw_dir: Path) -> 
 
 
 # ---------------------------------------------------------------------------------------------- browser
-def browser_part(stack: AirflowStack, sc: Scenario, run_id: str, out_dir: Path, report: Report) -> None:
-    """Log into the UI with headless Chromium, check what a user sees, save the screenshots."""
+def browser_part(stack: AirflowStack, sc: Scenario, result: dict[str, Any], out_dir: Path, report: Report) -> None:
+    """Log into the UI with headless Chromium, check what a user sees, save the screenshots.
+
+    `result` is what `run_pipeline` returned (the ETL run and its asset-triggered quality run).
+    """
     from playwright.sync_api import expect, sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -381,6 +412,8 @@ def browser_part(stack: AirflowStack, sc: Scenario, run_id: str, out_dir: Path, 
             page.click("button[type=submit]")
             page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
 
+            page.goto(f"{stack.base_url}/")
+            _assert_no_import_errors(page)
             page.goto(f"{stack.base_url}/dags")
             for dag_id in sc.all_dags:
                 expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
@@ -389,13 +422,14 @@ def browser_part(stack: AirflowStack, sc: Scenario, run_id: str, out_dir: Path, 
             page.screenshot(path=str(out_dir / "dag_list.png"))
             say("[browser] DAG list shows all DAGs, no import-error banner")
 
-            _graph(page, stack, sc.etl_dag, sc.etl_tasks)
+            run_id, q_run_id = result["run_id"], result["quality_run_id"]
+            _graph(page, f"{stack.base_url}/dags/{sc.etl_dag}/runs/{run_id}", sc.etl_tasks)
             page.screenshot(path=str(out_dir / "etl_graph.png"))
-            say(f"[browser] ETL graph shows {len(sc.etl_tasks)} tasks")
+            say(f"[browser] graph of ETL run {run_id} shows its {len(sc.etl_tasks)} tasks")
 
-            _graph(page, stack, sc.quality_dag, ())
+            _graph(page, f"{stack.base_url}/dags/{sc.quality_dag}/runs/{q_run_id}", ())
             page.screenshot(path=str(out_dir / "quality_dag.png"))
-            say("[browser] quality DAG graph shown")
+            say(f"[browser] graph of the asset-triggered quality run {q_run_id} shown")
 
             page.goto(f"{stack.base_url}/dags/{sc.etl_dag}/runs/{run_id}/tasks/{sc.log_task}")
             page.locator("button[aria-label^='Show Grid']").first.click()
@@ -420,9 +454,13 @@ def browser_part(stack: AirflowStack, sc: Scenario, run_id: str, out_dir: Path, 
 
 
 def _assert_no_import_errors(page: Any) -> None:
-    banner = page.get_by_text("Import Error", exact=False)
-    if banner.count():
-        raise E2EError(f"the UI shows an import-error banner: {banner.first.inner_text()[:200]}")
+    """The UI's import-error indicator (a red "Dag Import Error" button on the DAG list and home page) is absent."""
+    import re
+
+    page.wait_for_load_state("networkidle")
+    indicator = page.get_by_role("button", name=re.compile("import error", re.IGNORECASE))
+    if indicator.count():
+        raise E2EError(f"the UI shows an import-error indicator: {indicator.first.get_attribute('aria-label')}")
 
 
 def _widen_details_panel(page: Any, x: float = 480) -> None:
@@ -438,10 +476,11 @@ def _widen_details_panel(page: Any, x: float = 480) -> None:
     page.mouse.up()
 
 
-def _graph(page: Any, stack: AirflowStack, dag_id: str, tasks: Iterable[str]) -> None:
+def _graph(page: Any, url: str, tasks: Iterable[str]) -> None:
+    """Open `url` (a DAG or a DAG run), switch to the graph, wait for the task nodes."""
     from playwright.sync_api import expect
 
-    page.goto(f"{stack.base_url}/dags/{dag_id}")
+    page.goto(url)
     page.locator("button[aria-label^='Show Graph']").first.click()
     expect(page.locator(".react-flow__node").first).to_be_visible(timeout=30_000)
     for task_id in tasks:
@@ -522,7 +561,7 @@ def main(argv: list[str] | None = None, scenario: Scenario | None = None) -> int
                 if args.no_browser:
                     return
                 t = time.monotonic()
-                browser_part(stack, sc, result["run_id"], args.images, report)
+                browser_part(stack, sc, result, args.images, report)
                 report.timings["browser: login, checks, 4 screenshots"] = time.monotonic() - t
 
             run_stack_part(
