@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -67,6 +68,7 @@ OPTIONAL_CSV_COLUMNS = {
     "customers": frozenset({"first_name", "last_name", "country", "signup_date"}),
 }
 DELIMITERS = (",", ";", "|", "\t")
+_EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"']+@[^\s@,;|\t\"']+")
 
 
 class InputFileError(ValueError):
@@ -77,6 +79,9 @@ class InputFileError(ValueError):
     ):
         self.file, self.problem, self.line, self.field, self.value = file, problem, line, field, value
         where = file + (f", line {line}" if line is not None else "") + (f", field '{field}'" if field else "")
+        if value is not None:  # the value goes to logs and alerts: never a customer's e-mail address
+            value = _EMAIL_ANYWHERE.sub("<email>", value)
+            self.value = value
         shown = "" if value is None else f" (value: {value[:80]!r}{'…' if len(value) > 80 else ''})"
         super().__init__(f"{where}: {problem}{shown}")
 

@@ -82,6 +82,7 @@ def test_too_many_fields_names_file_and_line(tmp_path: Path) -> None:
     assert err.value.file == "orders.csv" and err.value.line == 3
     assert "expected 8 fields, found 9" in str(err.value)
     assert "orders.csv, line 3" in str(err.value)
+    assert "ORD-1,<email>,1,2" in str(err.value) and "ann@example.com" not in str(err.value)  # no e-mail in logs
 
 
 def test_missing_trailing_fields_are_structural_damage(tmp_path: Path) -> None:
