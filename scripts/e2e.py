@@ -27,7 +27,8 @@ Parts (each timed):
    task_log).
 
 Exit status 0 when everything passed, 1 otherwise, with the failed task's log and the component logs
-printed. Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
+printed. Each run keeps its component logs, task logs and reports under ``.local/e2e/run-<time>/``
+(the databases are dropped after a passing run; the newest 5 runs are kept). Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -50,6 +50,7 @@ from typing import Any
 from scripts.airflow_stack import ROOT, AirflowStack, StackError
 
 IMAGES_DIR = ROOT / "docs" / "images"
+DEFAULT_RUNS = ROOT / ".local" / "e2e"  # git-ignored
 CHROMIUM = os.environ.get("ECOM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -209,6 +210,10 @@ def wait_for_asset_triggered_run(
                     f"triggered_by={run.get('triggered_by')} "
                     f"consumed {len(events['asset_events'])} asset event(s) from {sorted(sources)}"
                 )
+                if run.get("triggered_by", "asset") != "asset":
+                    raise E2EError(
+                        f"{dag_id} run {run['dag_run_id']} has triggered_by={run['triggered_by']}, not asset"
+                    )
                 return wait_for_run(stack, dag_id, run["dag_run_id"], max(10.0, deadline - time.monotonic()))
         if time.monotonic() > deadline:
             seen = [(r["dag_run_id"], r["run_type"], r["state"]) for r in runs["dag_runs"]]
@@ -535,14 +540,16 @@ def main(argv: list[str] | None = None, scenario: Scenario | None = None) -> int
         "--only", choices=("local", "celery"), help="run one executor part (the browser part runs with celery)"
     )
     parser.add_argument("--no-browser", action="store_true", help="skip the UI part")
-    parser.add_argument("--run-dir", type=Path, help="keep everything here (default: a temp dir, removed on success)")
+    parser.add_argument(
+        "--run-dir", type=Path, help=f"where each stack lives (default: a new folder under {DEFAULT_RUNS})"
+    )
     parser.add_argument(
         "--images", type=Path, default=IMAGES_DIR, help="where the screenshots go (default docs/images)"
     )
     args = parser.parse_args(argv)
 
     sc = scenario or Scenario(check_warehouse=default_warehouse_check)
-    base = (args.run_dir or Path(tempfile.mkdtemp(prefix="ecom-e2e-"))).resolve()
+    base = (args.run_dir or DEFAULT_RUNS / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)  # noqa: S103 - the embedded PostgreSQL runs as another user and must reach its data dir
     report = Report()
@@ -584,14 +591,19 @@ def main(argv: list[str] | None = None, scenario: Scenario | None = None) -> int
         for fact in report.facts:
             print(f"  {fact}")
         (base / "report.json").write_text(json.dumps({"ok": ok, **report.__dict__}, indent=2))
-        removed = ok and not args.run_dir
-        print(
-            f"e2e: {'PASSED' if ok else 'FAILED'} (run directory {base}{' removed' if removed else ', kept'})",
-            flush=True,
-        )
-        if removed:
-            shutil.rmtree(base, ignore_errors=True)
+        if ok:  # keep the logs, task logs and reports; drop the databases (~75 MB per stack)
+            for pg_dir in base.glob("*/pgdata"):
+                shutil.rmtree(pg_dir, ignore_errors=True)
+        _prune_old_runs(keep=5)
+        print(f"e2e: {'PASSED' if ok else 'FAILED'} (component logs, task logs, reports: {base})", flush=True)
     return 0 if ok else 1
+
+
+def _prune_old_runs(keep: int) -> None:
+    """Remove all but the newest `keep` run folders of DEFAULT_RUNS."""
+    runs = sorted(p for p in DEFAULT_RUNS.glob("run-*") if p.is_dir())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
