@@ -68,6 +68,7 @@ OPTIONAL_CSV_COLUMNS = {
     "customers": frozenset({"first_name", "last_name", "country", "signup_date"}),
 }
 DELIMITERS = (",", ";", "|", "\t")
+_RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
 _EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"']+@[^\s@,;|\t\"']+")
 
 
@@ -487,8 +488,14 @@ class DataExtractor:
                 raise InputFileError(
                     name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)[:80]
                 )
+            raw_line = obj.pop(_RAW_LINE, None)
             record = flatten(obj) if flatten else obj
-            raw = json.dumps(record, ensure_ascii=False, default=str)
+            # JSON Lines: the line itself is the raw record (no second serialisation of a million objects).
+            raw = (
+                raw_line
+                if raw_line is not None and not flatten
+                else json.dumps(record, ensure_ascii=False, default=str)
+            )
             if "\\u0000" in raw:
                 raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
             for f in fields:
@@ -558,7 +565,10 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    yield lineno, json.loads(line)
+                    obj = json.loads(line)
+                    if isinstance(obj, dict):
+                        obj[_RAW_LINE] = line.strip()
+                    yield lineno, obj
                 except json.JSONDecodeError as err:
                     raise InputFileError(
                         name,
