@@ -229,6 +229,12 @@ def serve() -> int:
                 [airflow_bin, *component], env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
             )
         )
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM, or SIGINT when started in the background: stop the components below
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     sys.stdout.write(
         f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
         f"component logs: {logs}\nCtrl-C stops everything.\n"
@@ -241,6 +247,8 @@ def serve() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
