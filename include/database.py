@@ -82,7 +82,9 @@ def connect(
     except psycopg.OperationalError as err:
         raise psycopg.OperationalError(f"cannot connect to PostgreSQL at {describe(conninfo)}: {err}") from err
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(f"{schema},public")))
+        # Quoted as an identifier inside the setting too, so a schema named with capitals is not folded to lower case.
+        path = sql.SQL("{}, public").format(sql.Identifier(schema)).as_string(conn)
+        cur.execute("SELECT set_config('search_path', %s, false)", (path,))
     if not conn.autocommit:
         conn.commit()
     return conn

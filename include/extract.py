@@ -69,7 +69,7 @@ OPTIONAL_CSV_COLUMNS = {
 }
 DELIMITERS = (",", ";", "|", "\t")
 _RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
-_EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"']+@[^\s@,;|\t\"']+")
+_EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"'{}\[\]:]+@[^\s@,;|\t\"'{}\[\]:]*")
 
 
 class InputFileError(ValueError):
@@ -78,13 +78,22 @@ class InputFileError(ValueError):
     def __init__(
         self, file: str, problem: str, line: int | None = None, field: str | None = None, value: str | None = None
     ):
+        # The message goes to logs and alerts: never a customer's e-mail address (redacted before any cut).
+        problem = redact_emails(problem)
+        value = None if value is None else redact_emails(value)
         self.file, self.problem, self.line, self.field, self.value = file, problem, line, field, value
         where = file + (f", line {line}" if line is not None else "") + (f", field '{field}'" if field else "")
-        if value is not None:  # the value goes to logs and alerts: never a customer's e-mail address
-            value = _EMAIL_ANYWHERE.sub("<email>", value)
-            self.value = value
         shown = "" if value is None else f" (value: {value[:80]!r}{'…' if len(value) > 80 else ''})"
         super().__init__(f"{where}: {problem}{shown}")
+
+
+def redact_emails(text: str) -> str:
+    """Replace anything shaped like an e-mail address (also a cut-off one) by <email>."""
+    return _EMAIL_ANYWHERE.sub("<email>", text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (PostgreSQL jsonb refuses it)")
 
 
 class ApiError(RuntimeError):
@@ -143,7 +152,7 @@ def _average_line_bytes(path: Path) -> int:
 
 
 def detect_encoding(path: Path) -> str:
-    """'utf-8-sig' with a BOM, 'utf-8' when the whole file decodes, else 'latin-1' (never fails)."""
+    """'utf-8-sig' with a BOM, 'utf-8' when the whole file decodes, else 'cp1252' when it decodes, else 'latin-1'."""
     with path.open("rb") as f:
         head = f.read(4)
         if head.startswith(codecs.BOM_UTF8):
@@ -155,8 +164,21 @@ def detect_encoding(path: Path) -> str:
                 decoder.decode(block)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return "latin-1"
+            return _single_byte_encoding(path)
     return "utf-8"
+
+
+def _single_byte_encoding(path: Path) -> str:
+    # Windows-1252 is what "Latin-1" files from spreadsheets usually are (€, curly quotes); it leaves 5 bytes
+    # undefined, and a file using them is read as ISO-8859-1, which decodes every byte.
+    decoder = codecs.getincrementaldecoder("cp1252")()
+    with path.open("rb") as f:
+        try:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                decoder.decode(block)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "cp1252"
 
 
 def _read_header(path: Path, encoding: str) -> str:
@@ -221,7 +243,8 @@ class ProductsApiClient:
                     self.url, timeout=self.cfg.timeout_seconds, headers={"Accept": "application/json"}
                 )
             except (requests.ConnectionError, requests.Timeout) as err:
-                last = f"{type(err).__name__}: {err}"
+                # Not str(err): requests repeats the URL, query string (API keys) included.
+                last = type(err).__name__
             else:
                 if resp.status_code in self.RETRY_STATUS:
                     last = f"HTTP {resp.status_code}"
@@ -232,10 +255,11 @@ class ProductsApiClient:
                     )
                 else:
                     try:
-                        data = resp.json()
+                        data = json.loads(resp.text, parse_constant=_reject_constant)
                     except ValueError as err:
                         raise ApiError(
-                            f"products API {shown} returned a body that is not JSON: {err}", retryable=False
+                            f"products API {shown} returned a body that is not JSON: {redact_emails(str(err))[:200]}",
+                            retryable=False,
                         ) from err
                     if not isinstance(data, list):
                         raise ApiError(
@@ -404,7 +428,7 @@ class DataExtractor:
                     f"field longer than extract.max_field_chars ({longest} > {limit} characters)",
                     line=rows_before + 2 + idx,
                     field=col,
-                    value=str(arr[idx].as_py())[:40],
+                    value=str(arr[idx].as_py()),
                 )
             has_nul = pc.any(pc.match_substring(arr, "\x00")).as_py()
             if has_nul:
@@ -415,6 +439,17 @@ class DataExtractor:
                     line=rows_before + 2 + idx,
                     field=col,
                     value=str(arr[idx].as_py()).replace("\x00", "\\0"),
+                )
+            breaks = pc.match_substring_regex(arr, "[\r\n]")
+            if pc.any(breaks).as_py():
+                # No field of these files holds a line break: one here means a stray quote swallowed the next lines.
+                idx = pc.index(breaks, True).as_py()
+                raise InputFileError(
+                    name,
+                    "line break inside a field: an unbalanced quote joined several lines into one record",
+                    line=rows_before + 2 + idx,
+                    field=col,
+                    value=str(arr[idx].as_py()),
                 )
 
     # ---- JSON ------------------------------------------------------------------------------
@@ -486,7 +521,7 @@ class DataExtractor:
         for line, obj in records:
             if not isinstance(obj, dict):
                 raise InputFileError(
-                    name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)[:80]
+                    name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)
                 )
             raw_line = obj.pop(_RAW_LINE, None)
             record = flatten(obj) if flatten else obj
@@ -506,7 +541,7 @@ class DataExtractor:
                         f"field longer than extract.max_field_chars ({len(text)} > {limit})",
                         line=line,
                         field=f,
-                        value=text[:40],
+                        value=text,
                     )
                 columns[f].append(text)
             columns["_raw"].append(raw)
@@ -565,17 +600,15 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
-                    if isinstance(obj, dict):
-                        obj[_RAW_LINE] = line.strip()
-                    yield lineno, obj
-                except json.JSONDecodeError as err:
+                    obj = json.loads(line, parse_constant=_reject_constant)
+                except ValueError as err:
+                    detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else str(err)
                     raise InputFileError(
-                        name,
-                        f"invalid JSON Lines record: {err.msg} at column {err.colno}",
-                        line=lineno,
-                        value=line.strip()[:80],
+                        name, f"invalid JSON Lines record: {detail}", line=lineno, value=line.strip()
                     ) from err
+                if isinstance(obj, dict):
+                    obj[_RAW_LINE] = line.strip()
+                yield lineno, obj
     else:
         raise InputFileError(name, f"expected a JSON array or JSON Lines objects, file starts with {first!r}", line=1)
 
@@ -586,8 +619,8 @@ def _iter_json_array(path: Path, encoding: str) -> Iterator[tuple[int, Any]]:
     index = 0
     with path.open("rb") as raw:
         stream: Any = raw
-        if encoding == "latin-1":
-            stream = io.BytesIO(path.read_text(encoding="latin-1").encode("utf-8"))  # rare: small legacy files
+        if encoding in ("latin-1", "cp1252"):
+            stream = io.BytesIO(path.read_text(encoding=encoding).encode("utf-8"))  # rare: small legacy files
         elif encoding == "utf-8-sig":
             raw.read(3)
         try:

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from include.database import apply_schema, connect, describe
+from include.extract import redact_emails
 from include.transform import CLEAN_COLUMNS, REJECT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,16 @@ WHERE c.customer_id = agg.customer_id
 """
 
 
+def _reason(err: BaseException) -> str:
+    """The error without the rows it quotes: PostgreSQL's DETAIL and CONTEXT repeat values (e-mails included)."""
+    if isinstance(err, psycopg.Error):
+        diag = err.diag
+        primary = diag.message_primary or type(err).__name__
+        where = f" (table {diag.table_name}, constraint {diag.constraint_name})" if diag.constraint_name else ""
+        return f"{type(err).__name__} [{err.sqlstate or '-'}]: {redact_emails(primary)}{where}"
+    return f"{type(err).__name__}: {redact_emails(str(err))}"
+
+
 class LoadError(RuntimeError):
     """The load failed and was rolled back; the message names the step and table."""
 
@@ -290,8 +301,8 @@ class DataLoader:
                 step = "commit"
         except (psycopg.Error, OSError) as err:
             raise LoadError(
-                f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {err}; rolled back, "
-                "no table was changed"
+                f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {_reason(err)}; "
+                "rolled back, no table was changed"
             ) from err
         elapsed = time.monotonic() - t0
         log.info("loaded run %s in %.1fs: %s", run_id, elapsed, counts)
@@ -311,12 +322,15 @@ class DataLoader:
     def _derive_customers(
         cur: psycopg.Cursor[Any], entity: Entity, run_id: str, counts: dict[str, dict[str, int]]
     ) -> None:
-        # Every email of a valid order or session becomes a customer (names only ever come from customers.csv).
+        # Every email of a loaded order or session becomes a customer (names only ever come from customers.csv);
+        # a duplicate that lost to a later row of the same key creates nobody.
+        key = sql.Identifier(entity.key)
         cur.execute(
             sql.SQL(
-                "WITH ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM {}"
+                "WITH winners AS (SELECT DISTINCT ON ({key}) customer_email FROM {stg} ORDER BY {key}, _line DESC),"
+                " ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM winners"
                 " ON CONFLICT (email) DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
-            ).format(_staging_name(entity.source)),
+            ).format(key=key, stg=_staging_name(entity.source)),
             (run_id,),
         )
         row = cur.fetchone()

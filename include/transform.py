@@ -125,13 +125,29 @@ def _to_number(s: pd.Series) -> pd.Series:
 
 
 def _to_timestamp(s: pd.Series) -> pd.Series:
-    """Parse to UTC; naive values are taken as UTC. ISO-8601 fast path, then any other format."""
-    s = s.where(s != "")
+    """Parse to UTC; naive values are taken as UTC. ISO-8601 fast path, then other spelled-out formats.
+
+    Only values that carry a full year (1900–2199) count: "3pm", "Jan", "now" or "today" would
+    otherwise become a made-up date (and "now" a different one on every re-run).
+    """
+    s = s.where(
+        (s != "") & s.str.contains(_YEAR, regex=True).fillna(False).astype(bool)
+    )  # pandas reads "now" as ISO-8601
     out = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
     retry = out.isna() & s.notna()
     if retry.any():
         out.loc[retry] = pd.to_datetime(s[retry], format="mixed", utc=True, errors="coerce")
-    return out
+    in_range = (out >= _MIN_TS) & (out < _MAX_TS)
+    return out.where(in_range)
+
+
+_YEAR = r"(?<!\d)(?:19|20|21)\d{2}(?!\d)"
+_MIN_TS = pd.Timestamp("1900-01-01", tz="UTC")
+_MAX_TS = pd.Timestamp("2200-01-01", tz="UTC")
+# Limits of the warehouse column types: a value beyond them is quarantined instead of failing the load.
+INT4_MAX = 2_147_483_647
+NUMERIC_12_2_MAX = 1e10  # numeric(12,2): prices
+NUMERIC_14_2_MAX = 1e12  # numeric(14,2): order totals
 
 
 class _Rules:
@@ -221,7 +237,8 @@ def _network(value: str, mode: str, v4: int, v6: int) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-_IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
+_OCTET = r"(0|[1-9]\d{0,2})"  # no leading zeros: ipaddress refuses them too (ambiguous octal)
+_IPV4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
 
 
 def ip_networks(ips: pd.Series, policy: IpPolicy) -> pd.Series:
@@ -315,8 +332,13 @@ def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataF
     r.check(_integral(product), "invalid_product_id", "product_id")
     known = np.fromiter(ctx.known_product_ids, dtype="int64", count=len(ctx.known_product_ids))
     r.check(product.isin(known), "unknown_product", "product_id")
-    r.check(_integral(qty) & (qty >= 1) & (qty <= 2_000_000_000), "invalid_quantity", "quantity")
-    r.check(price.notna() & np.isfinite(price) & (price >= 0) & (price < 1e10), "invalid_unit_price", "unit_price")
+    r.check(_integral(qty) & (qty >= 1) & (qty <= INT4_MAX), "invalid_quantity", "quantity")
+    r.check(
+        price.notna() & np.isfinite(price) & (price >= 0) & (price.round(2) < NUMERIC_12_2_MAX),
+        "invalid_unit_price",
+        "unit_price",
+    )
+    r.check((qty * price.round(2)).round(2) < NUMERIC_14_2_MAX, "total_amount_out_of_range", "quantity")
     r.check(date.notna(), "invalid_order_date", "order_date")
     r.check(status != "", "missing_status", "status")
 
@@ -368,7 +390,8 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     r.check(start.notna(), "invalid_session_start", "session_start")
     r.check(end.notna() | (end_text == ""), "invalid_session_end", "session_end")
     r.check(end.isna() | (end >= start), "session_end_before_start", "session_end")
-    r.check(_integral(pages) & (pages >= 0), "invalid_pages_viewed", "pages_viewed")
+    r.check(_integral(pages) & (pages >= 0) & (pages <= INT4_MAX), "invalid_pages_viewed", "pages_viewed")
+    r.check(end.isna() | ((end - start).dt.total_seconds() <= INT4_MAX), "session_too_long", "session_end")
     r.check(viewed_ok, "invalid_items_viewed", "items_viewed")
     r.check(cart_ok, "invalid_items_added_to_cart", "items_added_to_cart")
     r.check(conv_ok, "invalid_conversion", "conversion")
@@ -417,7 +440,11 @@ def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     r = _Rules(raw.index)
     r.check(_integral(pid) & (pid >= 1) & (pid <= 2_147_483_647), "invalid_product_id", "id")
     r.check(title != "", "missing_title", "title")
-    r.check(price.notna() & np.isfinite(price) & (price >= 0) & (price < 1e10), "invalid_price", "price")
+    r.check(
+        price.notna() & np.isfinite(price) & (price >= 0) & (price.round(2) < NUMERIC_12_2_MAX),
+        "invalid_price",
+        "price",
+    )
 
     ok = ~r.failed
     p = price[ok].round(2)
@@ -430,8 +457,11 @@ def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
             "category": _text(raw, "category")[ok].str.lower().replace("", None),
             "price_tier": price_tier(p, ctx.price_tiers),
             "image_url": _text(raw, "image")[ok].replace("", None),
-            "rating_rate": rate[ok].where((rate[ok] >= 0) & (rate[ok] < 100)).round(2),
-            "rating_count": count[ok].where(_integral(count[ok]) & (count[ok] >= 0)).astype("Int64"),
+            # The rating is decoration, not a rule: one outside numeric(4,2) / integer is stored as NULL.
+            "rating_rate": rate[ok].round(2).where((rate[ok].round(2) >= 0) & (rate[ok].round(2) < 100)),
+            "rating_count": count[ok]
+            .where(_integral(count[ok]) & (count[ok] >= 0) & (count[ok] <= INT4_MAX))
+            .astype("Int64"),
             LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
         }
     )
@@ -440,7 +470,7 @@ def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
 
 
 def transform_customers(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Customers: valid email; names, country as given (blank → NULL); signup_date a date when present."""
+    """Customers: valid email; names trimmed, country upper-cased (blank → NULL); signup_date a date when present."""
     email = _text(raw, "email").str.lower()
     signup_text = _text(raw, "signup_date")
     signup = _to_timestamp(signup_text)

@@ -40,7 +40,7 @@ WITH up AS (
   SELECT DISTINCT ON (r.order_reference) r.order_reference, c.customer_id, r.product_id::int, r.quantity::int, r.unit_price::numeric,
          r.quantity::int * r.unit_price::numeric, r.order_date::timestamptz, lower(btrim(r.status)), lower(btrim(r.payment_method)), 'floor'
   FROM raw_orders r JOIN customers c ON c.email = lower(btrim(r.customer_email))
-  ORDER BY r.order_reference
+  ORDER BY r.order_reference, r._line DESC
   ON CONFLICT (order_reference) DO UPDATE SET customer_id = EXCLUDED.customer_id, product_id = EXCLUDED.product_id,
       quantity = EXCLUDED.quantity, unit_price = EXCLUDED.unit_price, total_amount = EXCLUDED.total_amount,
       order_date = EXCLUDED.order_date, status = EXCLUDED.status, payment_method = EXCLUDED.payment_method, updated_at = now()
@@ -95,21 +95,25 @@ def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]
             t = time.monotonic()
             conn.execute(
                 "CREATE UNLOGGED TABLE raw_orders (order_reference text, customer_email text, product_id text, quantity text,"
-                " unit_price text, order_date text, status text, payment_method text)"
+                " unit_price text, order_date text, status text, payment_method text, _line bigserial)"
+            )
+            cur = conn.cursor()
+            columns = (
+                "order_reference, customer_email, product_id, quantity, unit_price, order_date, status, payment_method"
             )
             with (
                 orders_csv.open("rb") as f,
-                conn.cursor().copy("COPY raw_orders FROM STDIN (FORMAT csv, HEADER true)") as copy,
+                cur.copy(f"COPY raw_orders ({columns}) FROM STDIN (FORMAT csv, HEADER true)") as copy,
             ):
                 while block := f.read(1 << 20):
                     copy.write(block)
+            rows = cur.rowcount  # records, as the pipeline counts them
             copy_s = time.monotonic() - t
             conn.execute(FLOOR_FILTER)
             with conn.transaction():
                 conn.execute("SET LOCAL work_mem = '256MB'")
                 row = conn.execute(FLOOR_SQL).fetchone()
             seconds = time.monotonic() - t
-        rows = sum(1 for _ in orders_csv.open("rb")) - 1
         return {"rows": rows, "seconds": seconds, "copy_s": copy_s, "loaded": int(row[0]) if row else 0}
     if kind in ("to_sql", "to_sql_psycopg3"):
         import pandas as pd

@@ -362,3 +362,31 @@ def test_killed_load_leaves_tables_as_they_were(settings: Settings, fresh_db: st
     pipeline.run_all(settings, "run-2", fresh_db)  # the next run converges
     assert query(fresh_db, "SELECT quantity, status FROM orders WHERE order_reference = 'ORD-1'") == [(7, "refunded")]
     assert query(fresh_db, "SELECT count(*) FROM orders") == [(5,)]
+
+
+def test_duplicate_that_lost_creates_no_customer(settings: Settings, fresh_db: str) -> None:
+    write_inputs(
+        settings.raw_data_dir,
+        [
+            ["ORD-1", "first@example.com", "1", "1", "9.99", "2026-10-01T10:00:00", "pending", "paypal"],
+            ["ORD-1", "second@example.com", "1", "1", "9.99", "2026-10-01T10:00:00", "pending", "paypal"],
+        ],
+    )
+    pipeline.run_all(settings, "run-1", fresh_db)
+    assert query(fresh_db, "SELECT c.email FROM orders o JOIN customers c USING (customer_id)") == [
+        ("second@example.com",)
+    ]
+    assert query(fresh_db, "SELECT count(*) FROM customers WHERE email = 'first@example.com'") == [(0,)]
+
+
+def test_load_error_quotes_no_customer_data(settings: Settings, fresh_db: str) -> None:
+    staging = pipeline.run_dir(settings, "etl_ecommerce_pipeline", "run-1")
+    manifests = {s: pipeline.extract(s, settings, staging) for s in pipeline.EXTRACTORS}
+    transformed = pipeline.transform(manifests, settings, staging, fresh_db)
+    clean = Path(transformed["sources"]["customers"]["clean_path"])
+    clean.write_text(clean.read_text().replace('"ann@example.com"', '"Ann@Example.com"'))  # breaks the lower-case CHECK
+    with pytest.raises(LoadError) as err:
+        pipeline.load(transformed, settings, "run-1", fresh_db)
+    message = str(err.value)
+    assert "CheckViolation [23514]" in message and "constraint customers_email_check" in message
+    assert "ann@example.com" not in message.lower()

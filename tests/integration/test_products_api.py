@@ -123,3 +123,18 @@ def test_extractor_stages_api_products(httpserver: HTTPServer, tmp_path: Path) -
     m = DataExtractor(settings, tmp_path).extract_products()
     assert m.rows_read == 1 and m.detail["origin"] == "api"
     assert pq.read_table(m.parts[0]).to_pylist()[0]["title"] == "Mug"
+
+
+def test_api_key_in_query_never_reaches_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"), pytest.raises(ApiError) as err:
+        client("http://127.0.0.1:9/products?api_key=SECRET123", retries=1).fetch()
+    assert "SECRET123" not in str(err.value)
+    assert "SECRET123" not in caplog.text and "ConnectionError" in caplog.text
+
+
+def test_nan_in_the_body_is_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_data(
+        '[{"id": 1, "price": NaN}]', content_type="application/json"
+    )
+    with pytest.raises(ApiError, match="NaN is not valid JSON"):
+        client(httpserver.url_for("/products")).fetch()

@@ -234,3 +234,49 @@ def test_products_file_is_flattened(tmp_path: Path) -> None:
 
 def test_delimiter_detection_prefers_expected_names() -> None:
     assert detect_delimiter("a;b|c;order_reference;quantity", ["order_reference", "quantity"]) == ";"
+
+
+def test_stray_quote_that_swallows_lines_is_named(tmp_path: Path) -> None:
+    text = (
+        ",".join(HEADER)
+        + "\n"
+        + ",".join(ROWS[0])
+        + '\nR2,b@example.com,1,1,1,2026-10-01,"paid,card\nR3,c@example.com,1,1,1,2026-10-01,paid",card\n'
+        + ",".join(ROWS[1])
+        + "\n"
+    )
+    write(tmp_path, "orders.csv", text.encode())
+    with pytest.raises(InputFileError) as err:
+        extractor(tmp_path).extract_csv("orders")
+    assert (err.value.line, err.value.field) == (3, "status")
+    assert "line break inside a field" in str(err.value)
+    assert "c@example.com" not in str(err.value)
+
+
+def test_windows_1252_is_told_apart_from_latin_1(tmp_path: Path) -> None:
+    text = ",".join(HEADER) + "\n" + ",".join(ROWS[0]).replace("paypal", "pay €uro") + "\n"
+    write(tmp_path, "orders.csv", text.encode("cp1252"))
+    m = extractor(tmp_path).extract_csv("orders").to_dict()
+    assert m["detail"]["encoding"] == "cp1252"
+    assert staged(m)[0]["payment_method"] == "pay €uro"
+
+
+def test_nan_in_json_lines_is_structural_damage(tmp_path: Path) -> None:
+    write(tmp_path, "user_sessions.json", b'{"session_id": "S1", "pages_viewed": NaN}\n')
+    with pytest.raises(
+        InputFileError, match=r"user_sessions\.json, line 1: invalid JSON Lines record: NaN is not valid JSON"
+    ):
+        extractor(tmp_path).extract_sessions()
+
+
+def test_parts_boundaries_keep_lines_and_duplicates(tmp_path: Path) -> None:
+    from include.transform import DataTransformer
+
+    sessions = [{**SESSIONS[2], "session_id": sid} for sid in ("A", "B", "C", "A", "D")]
+    write(tmp_path, "user_sessions.json", ("\n".join(json.dumps(s) for s in sessions) + "\n").encode())
+    ex = extractor(tmp_path, chunk_size=2)
+    m = ex.extract_sessions().to_dict()
+    assert len(m["parts"]) == 3
+    assert [r["_line"] for r in staged(m)] == [1, 2, 3, 4, 5]
+    r = DataTransformer(ex.settings, tmp_path / "stage").transform_source("user_sessions", m)
+    assert (r.rows_read, r.rows_valid, r.rows_duplicate, r.rows_loaded) == (5, 5, 1, 4)

@@ -302,3 +302,39 @@ def test_reject_rate_guard_names_source_rate_and_reasons(tmp_path: Path) -> None
     msg = str(err.value)
     assert "orders (orders.x): 3/10 rows rejected = 30.0% > 10.0%" in msg
     assert "'invalid_quantity': 3" in msg
+
+
+@pytest.mark.parametrize("value", ["3pm", "Jan", "now", "today", "0001-01-01", "2500-01-01T00:00:00", "12/13"])
+def test_dates_without_a_plausible_year_are_rejected(value: str) -> None:
+    valid, rejected = transform_orders(frame([order(order_date=value)]), CTX)
+    assert valid.empty and rejected.loc[0, "reason"] == "invalid_order_date"
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"quantity": "3000000000"}, "invalid_quantity"),
+        ({"unit_price": "10000000000"}, "invalid_unit_price"),
+        ({"quantity": "2000000000", "unit_price": "9000"}, "total_amount_out_of_range"),
+    ],
+)
+def test_values_beyond_the_column_types_are_quarantined(override: dict[str, str], reason: str) -> None:
+    valid, rejected = transform_orders(frame([order(**override)]), CTX)
+    assert valid.empty and rejected.loc[0, "reason"] == reason
+
+
+def test_session_and_product_ranges() -> None:
+    _, rejected = transform_sessions(frame([session(pages_viewed="10000000000")]), CTX)
+    assert rejected.loc[0, "reason"] == "invalid_pages_viewed"
+    _, rejected = transform_sessions(
+        frame([session(session_start="1950-01-01T00:00:00", session_end="2026-01-01T00:00:00")]), CTX
+    )
+    assert rejected.loc[0, "reason"] == "session_too_long"
+    valid, _ = transform_products(
+        frame([{"id": "1", "title": "x", "price": "1", "rating_rate": "99.999", "rating_count": "1e12"}]), CTX
+    )
+    assert pd.isna(valid.iloc[0]["rating_rate"]) and pd.isna(valid.iloc[0]["rating_count"])
+
+
+def test_ipv4_with_leading_zeros_is_not_an_address() -> None:
+    assert pd.isna(ip_networks(pd.Series(["010.0.0.1"]), IpPolicy("truncate", 24, 48))[0])
