@@ -25,6 +25,8 @@ from pathlib import Path
 import psycopg
 
 from include import local_postgres
+from include.config_loader import load_config
+from include.database import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -120,7 +122,6 @@ def prepare() -> tuple[local_postgres.LocalServer, dict[str, str], str]:
 def _warehouse_conninfo(env: dict[str, str]) -> str:
     if "AIRFLOW_CONN_POSTGRES_DEFAULT" in env:
         os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
-    from include.config_loader import load_config
     from include.database import conninfo_from_connection
 
     return conninfo_from_connection(load_config().conn_id)
@@ -134,7 +135,7 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
     for dag_id, (rc, seconds, log_file) in results.items():
         out(f"{dag_id:<26}{'success' if rc == 0 else 'FAILED':<10}{seconds:>8.1f}  {log_file.relative_to(ROOT)}\n")
     try:
-        with psycopg.connect(_warehouse_conninfo(env), connect_timeout=10) as conn:
+        with connect(_warehouse_conninfo(env), schema=load_config().schema) as conn:
             row = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchone()
             if row:
                 out(f"\nlast ETL run {row[0]}:\n")
