@@ -149,3 +149,25 @@ CREATE TABLE IF NOT EXISTS monitoring_metrics (
     collected_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS monitoring_metrics_name_time_idx ON monitoring_metrics (metric_name, collected_at);
+
+-- Alert incidents per DAG (include/notifications.py): one message per incident, a "recovered" message after it.
+CREATE TABLE IF NOT EXISTS alert_state (
+    dag_id              text PRIMARY KEY,
+    status              text NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'failing')),
+    opened_run_id       text,
+    opened_at           timestamptz,
+    last_failed_run_id  text,
+    failed_runs         integer NOT NULL DEFAULT 0,
+    first_task          text,
+    reason              text,
+    notified_at         timestamptz,
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS alert_task_failures (
+    dag_id     text NOT NULL,
+    run_id     text NOT NULL,
+    task_id    text NOT NULL,
+    reason     text NOT NULL,
+    failed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_id, run_id, task_id)
+);

@@ -8,6 +8,7 @@ a secrets backend or ``airflow_settings.yaml`` all redirect every read and write
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -105,11 +106,33 @@ def ident(*parts: str) -> sql.Composable:
     return sql.Identifier(*parts)
 
 
+# Serialises concurrent schema applications (parallel tasks racing on CREATE ... IF NOT EXISTS collide in the catalog).
+SCHEMA_LOCK_KEY = 7_300_421_156
+
+
+def schema_tables() -> list[str]:
+    """The tables init_db.sql creates."""
+    return re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
 def apply_schema(conn: psycopg.Connection[Any], schema: str = "public") -> None:
-    """Create the schema and every table of init_db.sql if missing (idempotent, in the caller's transaction)."""
+    """Create the schema and every table of init_db.sql if missing (idempotent, safe to run concurrently).
+
+    When every table already exists nothing is executed: `CREATE INDEX IF NOT EXISTS` would otherwise
+    wait for a running load's locks. Otherwise the DDL runs as one batch behind a transaction-scoped
+    advisory lock: in the caller's transaction, or as one implicit transaction on an autocommit connection.
+    """
+    missing = conn.execute(
+        "SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL",
+        (schema_tables(), schema),
+    ).fetchone()
+    if missing and missing[0] == 0:
+        return
+    script = sql.SQL("SELECT pg_advisory_xact_lock({key}); CREATE SCHEMA IF NOT EXISTS {schema}; ").format(
+        key=sql.Literal(SCHEMA_LOCK_KEY), schema=ident(schema)
+    ).as_string(conn) + SCHEMA_FILE.read_text(encoding="utf-8")
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
-        cur.execute(SCHEMA_FILE.read_text(encoding="utf-8").encode())
+        cur.execute(script.encode())
 
 
 def table_exists(conn: psycopg.Connection[Any], table: str, schema: str = "public") -> bool:

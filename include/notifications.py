@@ -46,7 +46,7 @@ from airflow.sdk import BaseNotifier
 from psycopg import sql
 
 from include.config_loader import ConfigError, Settings, get_bool, get_int, get_str, load_config
-from include.database import connect, conninfo_from_connection, ident
+from include.database import apply_schema, connect, conninfo_from_connection, ident
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +54,7 @@ CHANNELS = ("email", "slack")
 REASON_CHARS = 300
 TASK_FAILURE_RETENTION_DAYS = 30
 
-STATE_DDL = """
-CREATE TABLE IF NOT EXISTS alert_state (
-    dag_id              text PRIMARY KEY,
-    status              text NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'failing')),
-    opened_run_id       text,
-    opened_at           timestamptz,
-    last_failed_run_id  text,
-    failed_runs         integer NOT NULL DEFAULT 0,
-    first_task          text,
-    reason              text,
-    notified_at         timestamptz,
-    updated_at          timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS alert_task_failures (
-    dag_id     text NOT NULL,
-    run_id     text NOT NULL,
-    task_id    text NOT NULL,
-    reason     text NOT NULL,
-    failed_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dag_id, run_id, task_id)
-);
-"""
+# Incident state lives in the warehouse: tables alert_state and alert_task_failures of init_db.sql.
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -289,7 +268,8 @@ class IncidentStore:
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = connect(self.conninfo, schema=self.schema, application_name="ecommerce_alerting")
-        conn.execute(STATE_DDL)  # idempotent; also part of init_db.sql
+        apply_schema(conn, self.schema)  # idempotent and race-safe: the incident tables are in init_db.sql
+        conn.commit()
         return conn
 
     def _t(self, name: str) -> sql.Composable:
