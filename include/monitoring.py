@@ -395,10 +395,10 @@ def collect_database_metrics(cfg: MonitoringConfig, conninfo: str, schema: str =
                 message=f"{hit} hits, {read} reads since stats reset" if total else "no block reads yet",
             )
         )
-        own = "pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'"
         n, longest = conn.execute(
-            f"SELECT count(*), coalesce(max(extract(epoch FROM now() - query_start)), 0) FROM pg_stat_activity "
-            f"WHERE {own} AND state = 'active' AND now() - query_start > make_interval(secs => %s)",
+            "SELECT count(*), coalesce(max(extract(epoch FROM now() - query_start)), 0) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend' "
+            "AND state = 'active' AND now() - query_start > make_interval(secs => %s)",
             (cfg.long_query_seconds,),
         ).fetchone() or (0, 0)
         out.append(
@@ -410,9 +410,10 @@ def collect_database_metrics(cfg: MonitoringConfig, conninfo: str, schema: str =
             )
         )
         n, longest = conn.execute(
-            f"SELECT count(*), coalesce(max(extract(epoch FROM now() - state_change)), 0) FROM pg_stat_activity "
-            f"WHERE {own} AND state IN ('idle in transaction', 'idle in transaction (aborted)') "
-            f"AND now() - state_change >= make_interval(secs => %s)",
+            "SELECT count(*), coalesce(max(extract(epoch FROM now() - state_change)), 0) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend' "
+            "AND state IN ('idle in transaction', 'idle in transaction (aborted)') "
+            "AND now() - state_change >= make_interval(secs => %s)",
             (cfg.idle_in_transaction_seconds,),
         ).fetchone() or (0, 0)
         out.append(
@@ -425,8 +426,9 @@ def collect_database_metrics(cfg: MonitoringConfig, conninfo: str, schema: str =
             )
         )
         n, longest = conn.execute(
-            f"SELECT count(*), coalesce(max(extract(epoch FROM now() - state_change)), 0) FROM pg_stat_activity "
-            f"WHERE {own} AND wait_event_type = 'Lock'"
+            "SELECT count(*), coalesce(max(extract(epoch FROM now() - state_change)), 0) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend' "
+            "AND wait_event_type = 'Lock'"
         ).fetchone() or (0, 0)
         out.append(
             judge("db.lock_waits", n, t, message=f"{n} session(s) waiting on a lock, longest {float(longest):.0f} s")

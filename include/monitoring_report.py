@@ -47,19 +47,17 @@ CHARTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 def _fetch(
     conninfo: str, schema: str, run_id: str, since: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    cols = (
-        "run_id, category, metric_name, subject, value, unit, status, warn_threshold, critical_threshold, "
-        "message, collected_at"
-    )
     with connect(conninfo, schema=schema, application_name="ecommerce_monitoring_report", autocommit=True) as conn:
         if not table_exists(conn, "monitoring_metrics", schema):
             return [], []
         table = ident(schema, "monitoring_metrics")
         with conn.cursor() as cur:
             cur.execute(
-                sql.SQL("SELECT " + cols + " FROM {} WHERE run_id = %s ORDER BY category, metric_name, subject").format(
-                    table
-                ),
+                sql.SQL(
+                    "SELECT run_id, category, metric_name, subject, value, unit, status, warn_threshold,"
+                    " critical_threshold, message, collected_at FROM {} WHERE run_id = %s"
+                    " ORDER BY category, metric_name, subject"
+                ).format(table),
                 (run_id,),
             )
             names = [d.name for d in cur.description or ()]

@@ -331,11 +331,10 @@ class IncidentStore:
             )
             conn.execute(
                 sql.SQL(
-                    "UPDATE {} SET last_failed_run_id = %s, failed_runs = %s, updated_at = now()"
-                    + (", notified_at = now()" if due else "")
-                    + " WHERE dag_id = %s"
+                    "UPDATE {} SET last_failed_run_id = %s, failed_runs = %s, updated_at = now(),"
+                    " notified_at = CASE WHEN %s THEN now() ELSE notified_at END WHERE dag_id = %s"
                 ).format(state),
-                (run_id, failed_runs, dag_id),
+                (run_id, failed_runs, due, dag_id),
             )
             kind = "failure" if notified_at is None else "reminder"
             return Decision(due, kind, first_task, reason, others, failed_runs, opened_at, opened_run)
