@@ -271,7 +271,7 @@ def run_pipeline(stack: AirflowStack, sc: Scenario, report: Report, label: str, 
     # once: here an ETL run (whose load emits the assets), a quality run and a monitoring run. Let them
     # finish first, so the run triggered below is the only producer of asset events. Otherwise its events
     # can arrive while data_quality_checks (max_active_runs=1) is busy, and Airflow 3.3 then leaves them
-    # unconsumed until the next load (apache/airflow#56050, fixed after 3.3).
+    # unconsumed until the next load (apache/airflow#56050).
     t_settle = time.monotonic()
     time.sleep(3)  # one scheduler loop: the runs of the latest slots get created
     side = wait_until_idle(stack, sc.all_dags, sc.run_timeout, quiet_polls=3, interval=2)
