@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from include.extract import CUSTOMER_COLUMNS, ORDER_COLUMNS, SESSION_FIELDS  # the extractor's headers: one definition
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,30 +68,7 @@ PRODUCTS_FILE = "products.json"
 MANIFEST_FILE = "manifest.json"
 README_FILE = "README.md"
 
-ORDER_COLUMNS = (
-    "order_reference",
-    "customer_email",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "order_date",
-    "status",
-    "payment_method",
-)
-SESSION_FIELDS = (
-    "session_id",
-    "customer_email",
-    "session_start",
-    "session_end",
-    "pages_viewed",
-    "items_viewed",
-    "items_added_to_cart",
-    "conversion",
-    "device_type",
-    "browser",
-    "ip_address",
-)
-CUSTOMER_COLUMNS = ("email", "first_name", "last_name", "country", "signup_date")
+
 PRODUCT_FIELDS = ("id", "title", "price", "description", "category", "image", "rating")
 
 STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled", "refunded")
