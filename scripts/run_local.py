@@ -269,6 +269,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)  # before anything imports airflow (it would create ~/airflow)
+    logging.getLogger("airflow").setLevel(logging.WARNING)  # its start-up chatter would land inside the summary
     try:
         return serve() if args.serve else run_once()
     finally:
