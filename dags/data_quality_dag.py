@@ -54,7 +54,9 @@ def _run_checks(category: str, run_id: str) -> dict[str, Any]:
     schedule=build_schedule(_quality, WAREHOUSE_ASSETS),
     start_date=pendulum.from_format(_settings.start_date, "YYYY-MM-DD", tz=_quality.timezone),
     catchup=False,
-    max_active_runs=1,
+    # Not 1: with max_active_runs=1, asset events that arrive while a run is active can be left unconsumed
+    # until the next load (apache/airflow#56050, open for 3.3.2). Quality runs only read and append results.
+    max_active_runs=3,
     doc_md=__doc__,
     tags=["ecommerce", "data-quality"],
     default_args={
