@@ -456,7 +456,7 @@ def collect_database_metrics(cfg: MonitoringConfig, conninfo: str, schema: str =
 def collect_freshness(
     cfg: MonitoringConfig, settings: Settings, conninfo: str, now: datetime | None = None
 ) -> list[Metric]:
-    """Hours since the newest successful load of each source (``etl_runs.finished_at``, its commit time).
+    """Hours since the newest successful load of each source (``etl_runs.finished_at``, written in the load transaction just before its commit).
 
     Raises:
         psycopg.OperationalError: the server cannot be reached.
@@ -587,7 +587,10 @@ class AirflowApiClient:
             error = AirflowApiError(f"GET {path} answered HTTP {resp.status_code}")
             error.status = resp.status_code  # type: ignore[attr-defined]
             raise error
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError as err:
+            raise AirflowApiError(f"GET {path} answered HTTP {resp.status_code} with a body that is not JSON") from err
 
     def health(self) -> dict[str, Any]:
         return dict(self.get("/api/v2/monitor/health", auth=False))
@@ -728,7 +731,18 @@ def collect_dag_status(
                     )
                 )
                 continue
-            raise
+            # Keep the metrics collected so far (persisted before the task fails): this DAG's runs are unknown.
+            out.append(
+                Metric(
+                    "dag.consecutive_failures",
+                    None,
+                    dag_id,
+                    "critical",
+                    message=f"runs could not be read: {err}",
+                    category="dag",
+                )
+            )
+            continue
         out.extend(dag_run_metrics(cfg, dag_id, runs, now))
     return out
 

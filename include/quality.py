@@ -39,6 +39,7 @@ from include.config_loader import (
     get_str,
     section,
 )
+from include.extract import redact_emails
 
 log = logging.getLogger(__name__)
 
@@ -579,8 +580,13 @@ def _unique(c: _Ctx, s: CheckSpec) -> _Outcome:
     ).format(col=col, t=c.table(s.table))
     extra, values, sample = c.one(q)
     extra = int(extra)
-    msg = f"{extra} duplicate row(s) over {values} value(s)" + (f", e.g. {', '.join(sample)}" if sample else "")
+    msg = f"{extra} duplicate row(s) over {values} value(s)" + (f", e.g. {_samples(sample)}" if sample else "")
     return _Outcome(extra == 0, extra, "0 duplicates", msg)
+
+
+def _samples(values: list[Any]) -> str:
+    """Sample values for a message, with anything shaped like an e-mail address masked (personal data)."""
+    return redact_emails(", ".join(str(v) for v in values))
 
 
 def _accepted_values(c: _Ctx, s: CheckSpec) -> _Outcome:
@@ -592,7 +598,7 @@ def _accepted_values(c: _Ctx, s: CheckSpec) -> _Outcome:
     ).format(col=col, t=c.table(s.table))
     rows = c.conn.execute(q, (allowed,)).fetchall()
     bad = sum(int(n) for _, n in rows)
-    sample = ", ".join(f"{v!r} ({n})" for v, n in rows[:5])
+    sample = redact_emails(", ".join(f"{v!r} ({n})" for v, n in rows[:5]))
     msg = f"{bad} row(s) outside the accepted values" + (f": {sample}" if sample else "")
     return _Outcome(bad == 0, bad, f"in [{', '.join(allowed)}]", msg)
 
@@ -623,14 +629,13 @@ def _range(c: _Ctx, s: CheckSpec) -> _Outcome:
 def _email(c: _Ctx, s: CheckSpec) -> _Outcome:
     col = sql.Identifier(s.column or "")
     lower = sql.SQL(" OR {col} <> lower(btrim({col}))").format(col=col) if s.params["lowercase"] else sql.SQL("")
-    q = sql.SQL(
-        "SELECT count(*), (SELECT array_agg(v) FROM (SELECT {col} AS v FROM {t} WHERE {col} IS NOT NULL "
-        "AND ({col} !~ %s{lower}) ORDER BY 1 LIMIT 3) AS sample) "
-        "FROM {t} WHERE {col} IS NOT NULL AND ({col} !~ %s{lower})"
-    ).format(col=col, t=c.table(s.table), lower=lower)
-    bad, sample = c.one(q, (s.params["pattern"], s.params["pattern"]))
+    # No sample values: they are customers' addresses, and this message reaches logs, history and reports.
+    q = sql.SQL("SELECT count(*) FROM {t} WHERE {col} IS NOT NULL AND ({col} !~ %s{lower})").format(
+        col=col, t=c.table(s.table), lower=lower
+    )
+    (bad,) = c.one(q, (s.params["pattern"],))
     rule = "match the pattern" + (", lower-case and trimmed" if s.params["lowercase"] else "")
-    msg = f"{bad} invalid e-mail address(es)" + (f", e.g. {', '.join(repr(v) for v in sample)}" if sample else "")
+    msg = f"{bad} invalid e-mail address(es)"
     return _Outcome(bad == 0, bad, f"0 invalid ({rule})", msg)
 
 
@@ -789,13 +794,22 @@ def run_check(conn: psycopg.Connection[Any], spec: CheckSpec, schema: str = "pub
     """Run one check on an autocommit connection; an SQL error becomes an ``error`` result."""
     try:
         out = _RUNNERS[spec.check_type](_Ctx(conn, schema), spec)
+    except psycopg.errors.QueryCanceled as err:  # statement_timeout: this check is too slow, the others still run
+        reason = f"{type(err).__name__}: {err.diag.message_primary or 'statement timeout'}"
+        log.warning("check %s errored: %s", spec.name, reason)
+        return CheckResult(
+            spec.name, spec.check_type, spec.table, spec.column, spec.severity, "error", None, "-",
+            f"check could not run: {reason}",
+        )  # fmt: skip
     except psycopg.OperationalError:
         raise  # the database is unreachable: a task retry may help, a result would hide it
     except psycopg.Error as err:
-        log.warning("check %s errored: %s", spec.name, err)
+        # Only the primary message: PostgreSQL's DETAIL can quote row values (customer data).
+        reason = f"{type(err).__name__}: {redact_emails(err.diag.message_primary or str(err).strip())}"
+        log.warning("check %s errored: %s", spec.name, reason)
         return CheckResult(
             spec.name, spec.check_type, spec.table, spec.column, spec.severity, "error", None, "-",
-            f"check could not run: {type(err).__name__}: {str(err).strip()}",
+            f"check could not run: {reason}",
         )  # fmt: skip
     status = "skipped" if out.passed is None else ("passed" if out.passed else "failed")
     observed = _num(out.observed) if not isinstance(out.observed, str) else out.observed
@@ -844,7 +858,11 @@ def failure_message(failures: Sequence[CheckResult]) -> str:
 def persist_results(
     conn: psycopg.Connection[Any], run_id: str, results: Sequence[CheckResult], schema: str = "public"
 ) -> int:
-    """Append `results` of quality run `run_id` to ``data_quality_results`` (committed); return the row count."""
+    """Append `results` of quality run `run_id` to ``data_quality_results`` (committed); return the row count.
+
+    A retry of the same run replaces that run's earlier rows of the same checks instead of adding them twice.
+    """
+    table = sql.Identifier(schema, RESULTS_TABLE)
     q = sql.SQL(
         "INSERT INTO {} (run_id, check_name, check_type, table_name, column_name, severity, passed, status, "
         "observed_value, threshold, message, checked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -857,6 +875,10 @@ def persist_results(
         for r in results
     ]  # fmt: skip
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE run_id = %s AND check_name = ANY(%s)").format(table),
+            (run_id, [r.name for r in results]),
+        )
         cur.executemany(q, rows)
     return len(rows)
 

@@ -190,7 +190,8 @@ def test_no_alert_while_retries_remain_then_one(
     assert "http://airflow.test:8080/dags/alert_retry/runs/" in json.dumps(posts[0]["blocks"])
     # the exception carried the warehouse password and a customer e-mail: neither leaves
     password = db_password(fresh_db)
-    assert password and password in result["raised"]
+    assert password
+    assert "cannot load row of" in mail.body  # the reason is that leaky exception's text, scrubbed
     assert_clean(mail.subject + mail.body, password)
     assert_clean(json.dumps(posts[0]), password)
 
@@ -356,8 +357,7 @@ def _main(scenario: str) -> None:
             states.append(str(dags["alert_flaky"].test().state))
     else:
         states.append(str(dags[f"alert_{scenario}"].test().state))
-    raised = os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"]
-    print("RESULT " + json.dumps({"states": states, "raised": raised}))
+    print("RESULT " + json.dumps({"states": states}))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,8 @@ SECRET_POLICY = {
     "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
     "AIRFLOW_MONITOR_PASSWORD": {"airflow-init", "airflow-worker"},
     "REDIS_PASSWORD": {"redis", "airflow-scheduler", "airflow-worker"},
-    "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init", "airflow-worker"},
+    # the dag-processor runs DAG callbacks, which keep the alert incident state in the warehouse
+    "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init", "airflow-worker", "airflow-dag-processor"},
     "AIRFLOW_DB_PASSWORD": {"airflow-db", "airflow-init", *AIRFLOW_SERVICES},
     "PGADMIN_PASSWORD": {"pgadmin"},
     "AIRFLOW_FERNET_KEY": {"airflow-init", *AIRFLOW_SERVICES},
@@ -314,3 +315,14 @@ def test_airflow_init_script_migrates_writes_users_and_pools() -> None:
     assert "airflow pools set warehouse_load 1" in script
     res = run(["bash", "-n", str(ROOT / "scripts" / "container_init_airflow.sh")])
     assert res.returncode == 0, res.stderr
+
+
+def test_dag_processor_reaches_the_warehouse_for_alert_state(prod_compose: dict[str, Any]) -> None:
+    """DAG callbacks (incident state, recovered messages) run in the dag-processor: it needs postgres_default."""
+    env = prod_compose["services"]["airflow-dag-processor"]["environment"]
+    conn = env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
+    assert '"host": "warehouse-db"' in conn and '"schema": "ecommerce_db"' in conn
+    assert (
+        env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
+        == prod_compose["services"]["airflow-worker"]["environment"]["AIRFLOW_CONN_POSTGRES_DEFAULT"]
+    )

@@ -43,6 +43,18 @@ def test_default_config_parses_and_thresholds_judge_both_directions() -> None:
     assert by_name(m, "dag.hours_since_success").status == "warn"  # never succeeded
 
 
+def test_monitoring_never_judges_itself_critical() -> None:
+    """A red monitoring run must not keep the next one red forever (its own streak/age only warns)."""
+    cfg = parse_monitoring(load_config(ROOT / "config.yaml").monitoring)
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    runs = [{"state": "failed", "duration": 1}] * 5 + [{"state": "success", "duration": 1, "end_date": week_ago}]
+    own = dag_run_metrics(cfg, "monitoring_dag", runs, datetime.now(UTC))
+    assert by_name(own, "dag.consecutive_failures").status == "warn"
+    assert by_name(own, "dag.hours_since_success").status == "warn"
+    other = dag_run_metrics(cfg, "etl_ecommerce_pipeline", runs, datetime.now(UTC))
+    assert by_name(other, "dag.consecutive_failures").status == "critical"
+
+
 def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"unknown metric 'db\.nope'"):
         parse_monitoring({"thresholds": {"db.nope": {"warn": 1}}})

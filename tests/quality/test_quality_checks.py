@@ -112,6 +112,7 @@ def test_email(check: Check, sql_exec: Exec) -> None:
     r = check("customers", {"check": "email", "column": "email"})
     _failed(r)
     assert r.observed == 2
+    assert r.message == "2 invalid e-mail address(es)"  # no addresses: the message reaches logs and reports
     r = check("customers", {"check": "email", "column": "email", "lowercase": False})
     assert r.observed == 2  # the leading blank breaks the pattern too
     sql_exec("UPDATE customers SET email = 'Bob@Example.org' WHERE customer_id = 2")
@@ -292,3 +293,13 @@ def test_severity_decides_blocking(check: Check, sql_exec: Exec, severity: str, 
     r = check("orders", {"check": "row_count", "min": 100, "severity": severity})
     _failed(r)
     assert r.blocking is blocking
+
+
+def test_duplicate_samples_mask_email_addresses(check: Check, sql_exec: Exec) -> None:
+    sql_exec(
+        "ALTER TABLE customers DROP CONSTRAINT customers_email_key",
+        "UPDATE customers SET email = (SELECT email FROM customers WHERE customer_id = 1) WHERE customer_id = 2",
+    )
+    r = check("customers", {"check": "unique", "column": "email"})
+    _failed(r)
+    assert "e.g. <email>" in r.message and "@" not in r.message

@@ -56,6 +56,13 @@ def test_history_is_appended_never_replaced(clean_db: str) -> None:
     assert row == ("row_count", "orders", None, "fail", True, "passed", "3", ">= 1", True)
 
 
+def test_a_retried_run_does_not_count_its_results_twice(clean_db: str) -> None:
+    first = _run_all(clean_db, "quality_run_1")
+    _run_all(clean_db, "quality_run_1")  # the same run again, as a task retry does
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM data_quality_results").fetchone() == (len(first),)
+
+
 def test_shipped_checks_pass_on_clean_data(clean_db: str) -> None:
     results = _run_all(clean_db, "quality_clean")
     not_passed = [r.describe() for r in results if r.status != "passed"]
