@@ -158,3 +158,50 @@ def test_monitoring_dag_runs_green_twice_and_history_grows(fresh_db: str, tmp_pa
     data = json.loads(report.read_text())
     assert data["overall"] in ("ok", "warn")
     assert data["history_points"] > 0
+
+
+@pytest.mark.slow
+def test_critical_breach_turns_the_run_red_after_persisting(fresh_db: str, tmp_path: Path) -> None:
+    """A critical threshold crossed on purpose: the check task fails (no retry left), its metrics are stored, the report is written."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["monitoring"]["retries"] = 0
+    cfg["monitoring"]["thresholds"]["system.memory_percent"] = {"warn": 0.001, "critical": 0.002}  # always breached
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    home, dags = tmp_path / "airflow_home", tmp_path / "dags"
+    dags.mkdir(parents=True)
+    os.symlink(ROOT / "dags" / "monitoring_dag.py", dags / "monitoring_dag.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ECOM_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW_CONN_POSTGRES_DEFAULT": fresh_db,
+            "ECOM_CONFIG": str(config),
+            "ECOM_REPORTS_DIR": str(tmp_path / "reports"),
+            "ECOM_STAGING_DIR": str(tmp_path / "staging"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    script = (
+        f"import runpy; d = runpy.run_path({str(dags / 'monitoring_dag.py')!r})['monitoring_dag'](); "
+        "r = d.test(); print('STATE', r.state); "
+        "print('TASKS', sorted((t.task_id, str(t.state)) for t in r.get_task_instances()))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert "STATE failed" in proc.stdout, out[-4000:]
+    assert "('check_system_metrics', 'failed')" in proc.stdout and "('check_database_health', 'success')" in proc.stdout
+    assert "('generate_monitoring_report', 'success')" in proc.stdout
+    with psycopg.connect(fresh_db) as conn:
+        row = conn.execute(
+            "SELECT status, critical_threshold FROM monitoring_metrics WHERE metric_name = 'system.memory_percent'"
+        ).fetchone()
+    assert row == ("critical", 0.002)  # persisted before the task failed
