@@ -118,34 +118,38 @@ def test_wrong_credentials_are_a_critical_breach(stack: Any) -> None:
     assert "HTTP 401" in metrics[0].message and "wrong" not in metrics[0].message
 
 
-@pytest.mark.slow
-def test_monitoring_dag_runs_green_twice_and_history_grows(fresh_db: str, tmp_path: Path) -> None:
-    """The real monitoring_dag, as `make run` runs it: no airflow_api connection -> DAG check skipped."""
-    home = tmp_path / "airflow_home"
+def _run_monitoring_dag(
+    tmp_path: Path, db_url: str, body: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real monitoring_dag with dag.test() in a child process with its own AIRFLOW_HOME; `body` uses `d`, the DAG."""
     dags = tmp_path / "dags"
     dags.mkdir(parents=True)
     os.symlink(ROOT / "dags" / "monitoring_dag.py", dags / "monitoring_dag.py")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ECOM_"))}
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW_CONN_POSTGRES_DEFAULT": fresh_db,
+            "AIRFLOW_CONN_POSTGRES_DEFAULT": db_url,
             "ECOM_REPORTS_DIR": str(tmp_path / "reports"),
             "ECOM_STAGING_DIR": str(tmp_path / "staging"),
             "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
         }
     )
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    script = (
-        f"import runpy; d = runpy.run_path({str(dags / 'monitoring_dag.py')!r})['monitoring_dag'](); "
-        "print('STATES', [str(d.test().state) for _ in range(2)])"
-    )
-    proc = subprocess.run(
+    script = f"import runpy; d = runpy.run_path({str(dags / 'monitoring_dag.py')!r})['monitoring_dag'](); {body}"
+    return subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+@pytest.mark.slow
+def test_monitoring_dag_runs_green_twice_and_history_grows(fresh_db: str, tmp_path: Path) -> None:
+    """The real monitoring_dag, as `make run` runs it: no airflow_api connection -> DAG check skipped."""
+    proc = _run_monitoring_dag(tmp_path, fresh_db, "print('STATES', [str(d.test().state) for _ in range(2)])")
     assert "STATES ['success', 'success']" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-6000:]
     with psycopg.connect(fresh_db) as conn:
         runs, rows, skipped = conn.execute(
@@ -170,31 +174,12 @@ def test_critical_breach_turns_the_run_red_after_persisting(fresh_db: str, tmp_p
     cfg["monitoring"]["thresholds"]["system.memory_percent"] = {"warn": 0.001, "critical": 0.002}  # always breached
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    home, dags = tmp_path / "airflow_home", tmp_path / "dags"
-    dags.mkdir(parents=True)
-    os.symlink(ROOT / "dags" / "monitoring_dag.py", dags / "monitoring_dag.py")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ECOM_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW_CONN_POSTGRES_DEFAULT": fresh_db,
-            "ECOM_CONFIG": str(config),
-            "ECOM_REPORTS_DIR": str(tmp_path / "reports"),
-            "ECOM_STAGING_DIR": str(tmp_path / "staging"),
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    script = (
-        f"import runpy; d = runpy.run_path({str(dags / 'monitoring_dag.py')!r})['monitoring_dag'](); "
+    proc = _run_monitoring_dag(
+        tmp_path,
+        fresh_db,
         "r = d.test(); print('STATE', r.state); "
-        "print('TASKS', sorted((t.task_id, str(t.state)) for t in r.get_task_instances()))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=False
+        "print('TASKS', sorted((t.task_id, str(t.state)) for t in r.get_task_instances()))",
+        {"ECOM_CONFIG": str(config)},
     )
     out = proc.stdout + proc.stderr
     assert "STATE failed" in proc.stdout, out[-4000:]
