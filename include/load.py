@@ -163,7 +163,8 @@ def _reason(err: BaseException) -> str:
     """The error without the rows it quotes: PostgreSQL's DETAIL and CONTEXT repeat values (e-mails included)."""
     if isinstance(err, psycopg.Error):
         diag = err.diag
-        primary = diag.message_primary or type(err).__name__
+        # An error raised here (not by the server) has no diagnostics: its own text is the message.
+        primary = diag.message_primary or str(err) or type(err).__name__
         where = f" (table {diag.table_name}, constraint {diag.constraint_name})" if diag.constraint_name else ""
         return f"{type(err).__name__} [{err.sqlstate or '-'}]: {redact_emails(primary)}{where}"
     return f"{type(err).__name__}: {redact_emails(str(err))}"
