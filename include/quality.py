@@ -565,9 +565,12 @@ def _null_rate(c: _Ctx, s: CheckSpec) -> _Outcome:
     total, nulls = c.one(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE {} IS NULL) FROM {}").format(col, c.table(s.table))
     )
-    rate = round(nulls / total, 4) if total else 0.0
+    exact = nulls / total if total else 0.0
+    rate = round(exact, 4)  # shown rounded, judged exact: 1/3 is above a max_rate of 0.3333
     mx = s.params["max_rate"]
-    return _Outcome(rate <= mx, rate, f"<= {mx:g}", f"{nulls} of {total} rows have a NULL {s.column} (rate {rate:.2%})")
+    return _Outcome(
+        exact <= mx, rate, f"<= {mx:g}", f"{nulls} of {total} rows have a NULL {s.column} (rate {rate:.2%})"
+    )
 
 
 def _unique(c: _Ctx, s: CheckSpec) -> _Outcome:
