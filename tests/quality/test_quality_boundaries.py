@@ -96,7 +96,9 @@ def test_row_count_boundaries(check: Run, sql_run: Sql, params: dict[str, int], 
         (1, 3, 0.3333, False),  # 1/3 = 0.33333… is above 0.3333, although it prints as 0.3333
     ],
 )
-def test_null_rate_boundaries(check: Run, sql_run: Sql, nulls: int, total: int, max_rate: float, passes: bool) -> None:
+def test_null_rate_boundaries(
+    check: Run, sql_run: Sql, *, nulls: int, total: int, max_rate: float, passes: bool
+) -> None:
     for i in range(total):
         sql_run(
             "INSERT INTO customers (email, country, etl_run_id) VALUES (%s, %s, 'r')",
