@@ -18,6 +18,8 @@ import pytest
 from include.notifications import DagFailureNotifier, DagSuccessNotifier, TaskFailureRecorder
 from tests.alerting.test_alerting import SmtpSink, free_port, smtp_conn, write_config
 
+pytestmark = pytest.mark.slow  # a fresh database and several callbacks per test: a few seconds each
+
 DAG = "etl_ecommerce_pipeline"
 Configure = Callable[..., None]
 
