@@ -925,7 +925,7 @@ def execute_task(category: str, run_id: str, settings: Settings) -> dict[str, An
     from include.database import connect, conninfo_from_connection, describe, require_migrated
 
     cfg = load_quality_config(settings)
-    conninfo = conninfo_from_connection(settings.conn_id)
+    conninfo = conninfo_from_connection(settings.reporting_conn_id)
     conn = connect(conninfo, schema=settings.schema, application_name=f"quality_{category}", autocommit=True)
     try:
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{settings.statement_timeout_seconds}s",))

@@ -206,7 +206,7 @@ def execute_task(run_id: str, settings: Settings) -> dict[str, Any]:
 
     cfg = load_quality_config(settings)
     conn = connect(
-        conninfo_from_connection(settings.conn_id),
+        conninfo_from_connection(settings.reporting_conn_id),
         schema=settings.schema,
         application_name="quality_report",
         autocommit=True,

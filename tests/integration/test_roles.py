@@ -154,3 +154,51 @@ def test_a_wrong_password_is_non_retryable_and_says_so(wh: Warehouse) -> None:
     message = str(err.value)
     assert message.startswith("authentication failed at 127.0.0.1:") and "not retried" in message
     assert "not-the-password" not in message
+
+
+def test_the_container_init_creates_roles_and_migrates_like_python(pg_server: local_postgres.LocalServer) -> None:
+    """scripts/container_init_warehouse.sh (psql only): same roles, same checksums, idempotent."""
+    import os
+    import subprocess
+
+    db = f"cinit_{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex[:6]
+    env = {
+        "PATH": os.environ["PATH"],
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg_server.port),
+        "PGUSER": "postgres",
+        "PGPASSWORD": pg_server.password,
+        "WAREHOUSE_DB": db,
+        "MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+        "ROLES_SQL": str(ROOT / "include" / "roles.sql"),
+        "WAREHOUSE_OWNER_ROLE": f"cown_{tag}",
+        "WAREHOUSE_LOADER_ROLE": f"cload_{tag}",
+        "WAREHOUSE_REPORTING_ROLE": f"crep_{tag}",
+        "WAREHOUSE_OWNER_PASSWORD": "o-pw",
+        "WAREHOUSE_LOADER_PASSWORD": "l-pw",
+        "WAREHOUSE_REPORTING_PASSWORD": "r-pw",
+        "WAIT_SECONDS": "10",
+    }
+    script = str(ROOT / "scripts" / "container_init_warehouse.sh")
+    outputs = []
+    for _ in (1, 2):
+        res = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        outputs.append(res.stdout)
+    assert "applied 0002_ledger.sql" in outputs[0] and "(0 migration(s) applied)" in outputs[1]
+    with psycopg.connect(pg_server.url(db), autocommit=True) as conn:
+        assert migrate(conn) == []  # Python agrees on every checksum
+        owners = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND relkind IN ('r', 'v')"
+        ).fetchall()
+        assert owners == [(f"cown_{tag}",)]
+    loader = pg_server.url_as(f"cload_{tag}", "l-pw", db)
+    with psycopg.connect(loader, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CREATE TABLE nope (id int)")
+    # an edited, applied migration stops the init and names the file
+    with psycopg.connect(pg_server.url(db), autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 2")
+    res = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 1 and "migration 0002_ledger.sql was changed after it was applied" in res.stderr
