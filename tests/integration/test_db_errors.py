@@ -87,3 +87,33 @@ def test_describe_db_error_without_sqlstate_is_a_connection_loss() -> None:
         "the server closed the connection (crash or restart?) SQLSTATE -"
     )
     assert describe_db_error(ValueError("x\ny")) == "ValueError: x"
+
+
+def test_conninfo_comes_from_the_postgres_hook_with_its_extras(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from include.database import connect, conninfo_from_connection
+
+    p = psycopg.conninfo.conninfo_to_dict(fresh_db)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WH_JSON",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": p["host"],
+                "port": int(str(p["port"])),
+                "login": p["user"],
+                "password": p["password"],
+                "schema": p["dbname"],
+                # libpq parameters pass through; the provider's own options (cursor, sqlalchemy_*) do not
+                "extra": {"sslmode": "disable", "options": "-c statement_timeout=5s", "cursor": "dictcursor"},
+            }
+        ),
+    )
+    conninfo = conninfo_from_connection("wh_json")
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    assert params["sslmode"] == "disable" and params["dbname"] == p["dbname"] and "cursor" not in params
+    with connect(conninfo) as conn:
+        assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("5s",)
+    with pytest.raises(LookupError, match="Airflow connection 'nope_missing' is not defined"):
+        conninfo_from_connection("nope_missing")
