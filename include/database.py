@@ -71,8 +71,12 @@ def describe(conninfo: str) -> str:
     return f"{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
 
 
-class DatabaseAccessDenied(NonRetryable):
-    """Authentication failed or a privilege is missing (SQLSTATE class 28, 42501): no retry can fix it."""
+class DatabaseAccessDenied(NonRetryable, psycopg.OperationalError):
+    """Authentication failed or a privilege is missing (SQLSTATE class 28, 42501): no retry can fix it.
+
+    Also a psycopg.OperationalError, so code that already survives "cannot connect" (e.g. the alert
+    callbacks, which still send their message without the incident store) keeps doing so.
+    """
 
 
 class SchemaNotMigrated(RuntimeError):
@@ -90,6 +94,8 @@ def classify_db_error(err: BaseException, where: str = "") -> NonRetryable | Non
         err: an exception from psycopg.
         where: host:port/db (or any context) named in the message.
     """
+    if isinstance(err, DatabaseAccessDenied):
+        return err
     if not isinstance(err, psycopg.Error):
         return None
     state = err.sqlstate or ""

@@ -328,6 +328,8 @@ class DataLoader:
                 step = "commit"
         except (psycopg.Error, OSError) as err:
             denied = classify_db_error(err, describe(self.conninfo))
+            if denied is err:  # already classified by connect()
+                raise
             if denied is not None:
                 raise denied from err
             raise LoadError(
