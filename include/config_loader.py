@@ -183,7 +183,9 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
     except ConfigError as err:
         raise ConfigError(f"{name}: {err}") from None
     base = config_path.parent
-    db, tr, etl, p = cfg.database, cfg.transform, cfg.etl, cfg.sources.products
+    db, tr, etl = cfg.database, cfg.transform, cfg.etl
+    src: Any = cfg.sources  # a model built from the source registry: attributes unknown to mypy
+    p = src.products
     sources = {
         n: SourceConfig(
             name=n,
@@ -195,7 +197,7 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
             pattern=s.pattern,
         )
         for n in SOURCES
-        for s in (getattr(cfg.sources, n),)
+        for s in (getattr(src, n),)
     }
     return Settings(
         config_path=config_path,

@@ -6,13 +6,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import psycopg
 from psycopg import sql
 from pydantic import Field
+from pydantic_core import PydanticCustomError
 
-from include.settings.base import SOURCES, Identifier, Severity, StrictModel, Text
+from include.settings.base import SOURCES, Identifier, Severity, StrictModel, Text, key_error
 
 CATEGORIES = ("completeness", "consistency", "freshness")
 RESULTS_TABLE = "data_quality_results"
@@ -81,12 +82,23 @@ class Check(StrictModel):
     column_family: ClassVar[frozenset[str] | None] = None
 
     check: str
-    name: Text | None = Field(None, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
     severity: Severity = "fail"
 
     @property
     def column_name(self) -> str | None:
         return None
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The check type of this class: the value of its ``check: Literal[...]``."""
+        return str(get_args(cls.model_fields["check"].annotation)[0])
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> PydanticCustomError:
+        if key == "column":
+            return key_error("column", f"is not allowed: {cls.type_name()} is a table-level check")
+        return super()._unknown_key(key, allowed)
 
     def bind(self, max_reject_rate: float) -> Check:
         """This declaration with defaults that depend on other settings resolved (see `RejectRate`)."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pendulum
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from include.quality.base import CATEGORIES, CheckSpec
+from include.quality.base import CATEGORIES, Check, CheckSpec
 from include.quality.checks import CHECK_TYPES, CheckConfig
 from include.settings.base import (
     ConfigError,
@@ -32,9 +32,9 @@ class QualitySection(StrictModel):
 
     schedule: Text | None = None  # cron of the safety-net run; None: only after loads
     timezone: Text = "UTC"
-    retries: int = Field(1, ge=0, le=10)
-    retry_delay_seconds: int = Field(60, ge=0)
-    history_runs: int = Field(30, ge=2, le=1000)
+    retries: int = Field(default=1, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=60, ge=0)
+    history_runs: int = Field(default=30, ge=2, le=1000)
     tables: dict[Identifier, list[CheckConfig]]
 
     @field_validator("tables", mode="before")
@@ -67,7 +67,7 @@ class QualitySection(StrictModel):
         for table, entries in self.tables.items():
             for i, declared in enumerate(entries):
                 key = f"quality.tables.{table}[{i}]"
-                check = declared.bind(max_reject_rate)
+                check = cast(Check, declared).bind(max_reject_rate)
                 column = check.column_name
                 name = check.name or (f"{table}.{column}.{check.check}" if column else f"{table}.{check.check}")
                 if name in seen:

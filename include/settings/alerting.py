@@ -19,7 +19,7 @@ def _as_list(value: Any) -> Any:
 
 class EmailChannel(StrictModel):
     conn_id: ConnId = "smtp_default"
-    to: tuple[Text, ...] = Field((), strict=False)
+    to: tuple[Text, ...] = Field(default=(), strict=False)
     from_email: Text | None = None  # None: the connection's extra "from_email"
 
     @field_validator("to", mode="before")
@@ -38,11 +38,11 @@ class SlackChannel(StrictModel):
 class AlertingSection(StrictModel):
     """``alerting:`` (see config.yaml for the meaning of each key)."""
 
-    channels: tuple[Channel, ...] = Field((), strict=False)
+    channels: tuple[Channel, ...] = Field(default=(), strict=False)
     email: EmailChannel = EmailChannel()
     slack: SlackChannel = SlackChannel()
     ui_base_url: HttpUrl | None = None  # None: Airflow's [api] base_url
-    repeat_after_minutes: int = Field(0, ge=0)
+    repeat_after_minutes: int = Field(default=0, ge=0)
     notify_recovery: bool = True
 
     @field_validator("channels", mode="before")

@@ -102,8 +102,13 @@ class StrictModel(BaseModel):
             allowed = [f.alias or name for name, f in cls.model_fields.items()]
             for key in data:
                 if key not in allowed:
-                    raise unknown_key_error(key, allowed)
+                    raise cls._unknown_key(str(key), allowed)
         return data
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> PydanticCustomError:
+        """The error for `key`; a model may explain a key that belongs elsewhere better than a suggestion."""
+        return unknown_key_error(key, allowed)
 
 
 _TYPE_WORDS = {

@@ -36,18 +36,18 @@ class PathsSection(StrictModel):
     raw_data_dir: Text
     staging_dir: Text
     reports_dir: Text
-    staging_retention_days: int = Field(7, ge=0)
+    staging_retention_days: int = Field(default=7, ge=0)
 
 
 class DatabaseSection(StrictModel):
     conn_id: ConnId
     reporting_conn_id: ConnId | None = None  # None: the same connection as conn_id
-    schema_: Identifier = Field("public", alias="schema")
-    lock_timeout_seconds: int = Field(300, ge=1)
-    statement_timeout_seconds: int = Field(3600, ge=1)
-    idle_in_transaction_timeout_seconds: int = Field(600, ge=0)  # 0: no limit
-    tcp_user_timeout_ms: int = Field(30000, ge=0)
-    keepalives_idle_seconds: int = Field(30, ge=1)
+    schema_: Identifier = Field(default="public", alias="schema")
+    lock_timeout_seconds: int = Field(default=300, ge=1)
+    statement_timeout_seconds: int = Field(default=3600, ge=1)
+    idle_in_transaction_timeout_seconds: int = Field(default=600, ge=0)  # 0: no limit
+    tcp_user_timeout_ms: int = Field(default=30000, ge=0)
+    keepalives_idle_seconds: int = Field(default=30, ge=1)
 
 
 class SourceSection(StrictModel):
@@ -57,7 +57,7 @@ class SourceSection(StrictModel):
     pattern: Text | None = None  # a glob relative to raw_data_dir; `file` stays the single name
     required: bool | None = None  # None: required unless the source is optional in the entity registry
     encoding: Encoding = "auto"
-    date_formats: list[DateFormat] = Field(["iso8601"], min_length=1)
+    date_formats: list[DateFormat] = Field(default=["iso8601"], min_length=1)
     allow_header_only: bool = False
 
     @field_validator("file")
@@ -79,10 +79,10 @@ class ProductsSourceSection(SourceSection):
     """The products source: a file, or the REST API when `api_url` (or ECOM_PRODUCTS_API_URL) is set."""
 
     api_url: HttpUrl | None = None
-    timeout_seconds: float = Field(10, ge=0.1, le=600)
-    max_retries: int = Field(4, ge=0, le=20)
-    backoff_seconds: float = Field(0.5, ge=0, le=60)
-    max_backoff_seconds: float = Field(30, ge=0, le=3600)
+    timeout_seconds: float = Field(default=10, ge=0.1, le=600)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    max_backoff_seconds: float = Field(default=30, ge=0, le=3600)
 
 
 # One required key per source of the entity registry.
@@ -99,19 +99,19 @@ def source_required(name: str, declared: bool | None) -> bool:
 
 class ExtractSection(StrictModel):
     chunk_size: int = Field(ge=1000, le=5_000_000)
-    max_file_mb: int = Field(2048, ge=1)
-    max_field_chars: int = Field(10000, ge=64)
+    max_file_mb: int = Field(default=2048, ge=1)
+    max_field_chars: int = Field(default=10000, ge=64)
 
 
 class IpAddressSection(StrictModel):
     mode: Literal["truncate", "drop", "keep"] = "truncate"
-    ipv4_prefix: int = Field(24, ge=0, le=32)
-    ipv6_prefix: int = Field(48, ge=0, le=128)
+    ipv4_prefix: int = Field(default=24, ge=0, le=32)
+    ipv6_prefix: int = Field(default=48, ge=0, le=128)
 
 
 class PriceTierSection(StrictModel):
     name: Text
-    max_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
 
 
 class TransformSection(StrictModel):
@@ -142,10 +142,10 @@ class EtlSection(StrictModel):
     dag_id: Identifier = "etl_ecommerce_pipeline"
     schedule: Text | None = None
     start_date: IsoDate = "2024-01-01"
-    retries: int = Field(2, ge=0, le=10)
-    retry_delay_seconds: int = Field(30, ge=0)
-    max_retry_delay_seconds: int = Field(600, ge=0)
-    execution_timeout_minutes: int = Field(120, ge=1)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=30, ge=0)
+    max_retry_delay_seconds: int = Field(default=600, ge=0)
+    execution_timeout_minutes: int = Field(default=120, ge=1)
     notify_on_success: bool = False
     load_pool: Text = "default_pool"
 

@@ -141,18 +141,18 @@ class MonitoringSection(StrictModel):
     dag_id: Identifier = "monitoring_dag"
     schedule: Text | None = "@hourly"
     start_date: IsoDate = "2024-01-01"
-    retries: int = Field(1, ge=0, le=10)
-    retry_delay_seconds: int = Field(60, ge=0)
+    retries: int = Field(default=1, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=60, ge=0)
     api_conn_id: Text = "airflow_api"
-    api_timeout_seconds: float = Field(10, ge=0.5, le=300)
+    api_timeout_seconds: float = Field(default=10, ge=0.5, le=300)
     watched_dags: tuple[Text, ...] = Field(
-        ("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag"), strict=False
+        default=("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag"), strict=False
     )
-    recent_runs: int = Field(10, ge=2, le=100)
-    long_query_seconds: int = Field(300, ge=0)
-    idle_in_transaction_seconds: int = Field(60, ge=0)
-    dead_tuple_min_rows: int = Field(1000, ge=0)
-    report_history_days: int = Field(14, ge=1, le=3660)
+    recent_runs: int = Field(default=10, ge=2, le=100)
+    long_query_seconds: int = Field(default=300, ge=0)
+    idle_in_transaction_seconds: int = Field(default=60, ge=0)
+    dead_tuple_min_rows: int = Field(default=1000, ge=0)
+    report_history_days: int = Field(default=14, ge=1, le=3660)
     report_subdir: Text = "monitoring"
     thresholds: Thresholds = Thresholds({})
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -83,7 +82,10 @@ def test_ecom_config_selects_another_file(tmp_path: Path, monkeypatch: pytest.Mo
             lambda r: r["sources"].update(invoices={"file": "x.csv"}),
             "unknown key 'sources.invoices' (valid: products, customers, orders, user_sessions)",
         ),
-        (lambda r: r["sources"].update(order={"file": "x.csv"}), "unknown key 'sources.order' — did you mean 'orders'?"),
+        (
+            lambda r: r["sources"].update(order={"file": "x.csv"}),
+            "unknown key 'sources.order' — did you mean 'orders'?",
+        ),
         (
             lambda r: r["sources"]["orders"].update(encoding="utf8"),
             "'sources.orders.encoding' must be one of 'auto', 'utf-8', 'cp1252' or 'latin-1', got 'utf8'",
@@ -169,7 +171,12 @@ def test_unknown_key_inside_a_check() -> None:
 def test_new_keys_have_defaults_that_keep_todays_behaviour() -> None:
     s = parse_config(_raw(), DEFAULT_CONFIG, env={})
     for src in s.sources.values():
-        assert (src.encoding, src.date_formats, src.allow_header_only, src.pattern) == ("auto", ("iso8601",), False, None)
+        assert (src.encoding, src.date_formats, src.allow_header_only, src.pattern) == (
+            "auto",
+            ("iso8601",),
+            False,
+            None,
+        )
     assert s.on_mixed_encoding == "fail"
     assert s.reporting_conn_id == s.conn_id == "postgres_default"
     assert (s.idle_in_transaction_timeout_seconds, s.tcp_user_timeout_ms, s.keepalives_idle_seconds) == (600, 30000, 30)
@@ -238,7 +245,13 @@ def test_make_check_config_prints_one_line(tmp_path: Path) -> None:
     assert expected in lines
     assert "Traceback" not in out.stdout + out.stderr
     ok = subprocess.run(
-        ["make", "--no-print-directory", "check-config"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        ["make", "--no-print-directory", "check-config"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1] == "config OK"
 
@@ -250,3 +263,27 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     bad.write_text("paths: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(bad)
+
+
+def test_make_run_shows_the_config_error_and_every_dag_not_run(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["transform"]["max_reject_rat"] = raw["transform"].pop("max_reject_rate")
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("ECOM_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "scripts.run_local"],
+        cwd=DEFAULT_CONFIG.parent,
+        env={**env, "ECOM_CONFIG": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1
+    line = "config.yaml: unknown key 'transform.max_reject_rat' — did you mean 'max_reject_rate'?"
+    assert out.stderr.strip() == line  # no traceback
+    summary = out.stdout.splitlines()
+    assert line in summary
+    for dag_id in ("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag"):
+        assert f"{dag_id:<26}not run (config error)" in summary

@@ -40,13 +40,8 @@ CHECKS: tuple[type[Check], ...] = (
 )
 
 
-def _type_name(cls: type[Check]) -> str:
-    (name,) = cls.model_fields["check"].annotation.__args__  # type: ignore[union-attr]
-    return str(name)
-
-
 # check type name -> class (its `category`, `column_family`, fields); what the report and tests list.
-CHECK_TYPES: dict[str, type[Check]] = {_type_name(c): c for c in CHECKS}
+CHECK_TYPES: dict[str, type[Check]] = {c.type_name(): c for c in CHECKS}
 
 # One entry of quality.tables.<table>: pydantic picks the class by the `check` key.
 CheckConfig = Annotated[Union[CHECKS], Field(discriminator="check")]  # type: ignore[valid-type]  # noqa: UP007

@@ -19,7 +19,7 @@ class DerivedProduct(ColumnCheck):
     column_family = NUMERIC
     check: Literal["derived_product"]
     factors: list[Identifier] = Field(min_length=2)
-    tolerance: float = Field(0.005, ge=0)
+    tolerance: float = Field(default=0.005, ge=0)
 
     def extra_columns(self, spec: CheckSpec) -> list[ColumnRef]:
         return [ColumnRef(spec.table, f, f"{spec.key}.factors[{i}]", NUMERIC) for i, f in enumerate(self.factors)]
@@ -48,7 +48,7 @@ class DerivedDuration(ColumnCheck):
     check: Literal["derived_duration"]
     start: Identifier
     end: Identifier
-    tolerance_seconds: float = Field(1, ge=0)
+    tolerance_seconds: float = Field(default=1, ge=0)
 
     def extra_columns(self, spec: CheckSpec) -> list[ColumnRef]:
         return [ColumnRef(spec.table, getattr(self, k), f"{spec.key}.{k}", TEMPORAL) for k in ("start", "end")]

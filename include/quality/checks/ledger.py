@@ -47,7 +47,7 @@ class RejectRate(LedgerCheck):
     category = "completeness"
     check: Literal["reject_rate"]
     severity: Severity = "warn"
-    max_rate: float | None = Field(None, ge=0, le=1)
+    max_rate: float | None = Field(default=None, ge=0, le=1)
 
     def bind(self, max_reject_rate: float) -> RejectRate:
         return self if self.max_rate is not None else self.model_copy(update={"max_rate": max_reject_rate})
@@ -71,9 +71,9 @@ class VolumeAnomaly(LedgerCheck):
     category = "completeness"
     check: Literal["volume_anomaly"]
     severity: Severity = "warn"
-    history_runs: int = Field(7, ge=1, le=1000)
-    min_history: int = Field(3, ge=1)
-    tolerance: float = Field(0.5, ge=0)
+    history_runs: int = Field(default=7, ge=1, le=1000)
+    min_history: int = Field(default=3, ge=1)
+    tolerance: float = Field(default=0.5, ge=0)
 
     @model_validator(mode="after")
     def _enough_runs(self) -> VolumeAnomaly:

@@ -16,7 +16,7 @@ class RowCount(Check):
 
     category = "completeness"
     check: Literal["row_count"]
-    min: int = Field(1, ge=0)
+    min: int = Field(default=1, ge=0)
     max: int | None = None
 
     @model_validator(mode="after")
