@@ -58,10 +58,10 @@ class SourceConfig:
     name: str
     file: str
     required: bool
-    encoding: str = "auto"
-    date_formats: tuple[str, ...] = ("iso8601",)
-    allow_header_only: bool = False
-    pattern: str | None = None
+    encoding: str
+    date_formats: tuple[str, ...]
+    allow_header_only: bool
+    pattern: str | None  # a glob under raw_data_dir; None: the single `file`
 
 
 @dataclass(frozen=True)
