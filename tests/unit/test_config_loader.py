@@ -287,3 +287,13 @@ def test_make_run_shows_the_config_error_and_every_dag_not_run(tmp_path: Path) -
     assert line in summary
     for dag_id in ("etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag"):
         assert f"{dag_id:<26}not run (config error)" in summary
+    served = subprocess.run(  # make airflow: the same line, nothing started
+        [sys.executable, "-m", "scripts.run_local", "--serve"],
+        cwd=DEFAULT_CONFIG.parent,
+        env={**env, "ECOM_CONFIG": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (served.returncode, served.stderr.strip(), served.stdout) == (1, line, "")
