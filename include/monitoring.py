@@ -1,7 +1,7 @@
 """Monitoring: collect metrics of the host, the warehouse database, the data and the DAGs; judge them.
 
 Every collector returns `Metric` objects already judged against the ``warn`` / ``critical`` limits of
-the ``monitoring:`` section of config.yaml (`parse_monitoring`). `persist_metrics` appends them to the
+the ``monitoring:`` section of config.yaml (`include.settings.monitoring`, defaults and limits there). `persist_metrics` appends them to the
 ``monitoring_metrics`` time series; `raise_on_critical` fails the calling task after that, so a breach
 is both recorded and red.
 
@@ -22,7 +22,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,18 +30,17 @@ from typing import Any
 import psycopg
 import requests
 from psycopg import sql
+from pydantic import ValidationError
 
-from include.config_loader import (
-    SOURCES,
-    ConfigError,
-    Settings,
-    get_float,
-    get_identifier,
-    get_int,
-    get_str,
-    section,
-)
+from include.config_loader import SOURCES, ConfigError, Settings
 from include.database import connect, describe, ident, table_exists
+from include.settings.base import format_error
+from include.settings.monitoring import (
+    METRICS,
+    MonitoringConfig,
+    MonitoringSection,
+    Thresholds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,168 +49,21 @@ _RANK = {"skipped": 0, "ok": 1, "warn": 2, "critical": 3}
 
 
 # ---------------------------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class MetricSpec:
-    """What a metric is and which way is bad: ``above`` breaches at value >= limit, ``below`` at value < limit."""
-
-    name: str
-    category: str
-    unit: str
-    direction: str
-    warn: float | None = None
-    critical: float | None = None
-
-
-# Known metrics with their default limits (overridable per metric and per subject in config.yaml).
-METRICS: dict[str, MetricSpec] = {
-    s.name: s
-    for s in (
-        MetricSpec("system.cpu_percent", "system", "%", "above", warn=95),
-        MetricSpec("system.load_per_cpu", "system", "", "above"),
-        MetricSpec("system.memory_percent", "system", "%", "above", warn=90, critical=98),
-        MetricSpec("system.disk_used_percent", "system", "%", "above", warn=90, critical=98),
-        MetricSpec("system.dir_free_mb", "system", "MB", "below", warn=1024, critical=100),
-        MetricSpec("db.connect_ms", "database", "ms", "above", warn=1000, critical=10000),
-        MetricSpec("db.connections_used_percent", "database", "%", "above", warn=80, critical=95),
-        MetricSpec("db.connections", "database", "", "above"),
-        MetricSpec("db.database_size_mb", "database", "MB", "above"),
-        MetricSpec("db.table_size_mb", "database", "MB", "above"),
-        MetricSpec("db.cache_hit_ratio", "database", "", "below", warn=0.8),
-        MetricSpec("db.long_running_queries", "database", "", "above", warn=1),
-        MetricSpec("db.idle_in_transaction", "database", "", "above", warn=1, critical=5),
-        MetricSpec("db.lock_waits", "database", "", "above", warn=1, critical=10),
-        MetricSpec("db.dead_tuple_ratio", "database", "", "above", warn=0.2),
-        MetricSpec("freshness.age_hours", "freshness", "h", "above", warn=26, critical=50),
-        MetricSpec("airflow.api_reachable", "airflow", "", "below", critical=1),
-        MetricSpec("airflow.health", "airflow", "", "below", critical=1),
-        MetricSpec("dag.consecutive_failures", "dag", "", "above", warn=1, critical=3),
-        MetricSpec("dag.failed_runs", "dag", "", "above"),
-        MetricSpec("dag.last_duration_seconds", "dag", "s", "above"),
-        MetricSpec("dag.duration_ratio", "dag", "", "above", warn=3),
-        MetricSpec("dag.hours_since_success", "dag", "h", "above", warn=26, critical=50),
-    )
-}
-
-
-@dataclass(frozen=True)
-class Limits:
-    warn: float | None
-    critical: float | None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits per metric, with optional per-subject overrides (e.g. one table, one DAG)."""
-
-    limits: Mapping[str, Limits]
-    subjects: Mapping[str, Mapping[str, Limits]] = field(default_factory=dict)
-
-    def for_(self, name: str, subject: str | None = None) -> Limits:
-        if subject is not None and subject in self.subjects.get(name, {}):
-            return self.subjects[name][subject]
-        spec = METRICS[name]
-        return self.limits.get(name, Limits(spec.warn, spec.critical))
-
-
-@dataclass(frozen=True)
-class MonitoringConfig:
-    dag_id: str
-    schedule: str | None
-    start_date: str
-    retries: int
-    retry_delay_seconds: int
-    api_conn_id: str
-    api_timeout_seconds: float
-    watched_dags: tuple[str, ...]
-    recent_runs: int
-    long_query_seconds: int
-    idle_in_transaction_seconds: int
-    dead_tuple_min_rows: int
-    report_history_days: int
-    report_subdir: str
-    thresholds: Thresholds
-
-
-def _limits(raw: Any, where: str, base: Limits) -> Limits:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"'{where}' must be a mapping with warn and/or critical, got {raw!r}")
-    unknown = set(raw) - {"warn", "critical", "subjects"}
-    if unknown:
-        raise ConfigError(f"'{where}' has unknown key(s) {sorted(unknown)}; allowed: warn, critical, subjects")
-    warn = get_float(raw, "warn", where, base.warn, optional=True) if "warn" in raw else base.warn
-    crit = get_float(raw, "critical", where, base.critical, optional=True) if "critical" in raw else base.critical
-    return Limits(warn, crit)
-
-
-def _check_order(name: str, lim: Limits, where: str) -> None:
-    if lim.warn is None or lim.critical is None:
-        return
-    direction = METRICS[name].direction
-    if (direction == "above" and lim.warn > lim.critical) or (direction == "below" and lim.warn < lim.critical):
-        word = "<=" if direction == "above" else ">="
-        raise ConfigError(f"'{where}': warn must be {word} critical for '{direction}' metric {name}, got {lim}")
-
-
-def parse_thresholds(raw: Mapping[str, Any], path: str = "monitoring.thresholds") -> Thresholds:
-    limits: dict[str, Limits] = {}
-    subjects: dict[str, dict[str, Limits]] = {}
-    for name, value in raw.items():
-        if name not in METRICS:
-            raise ConfigError(f"'{path}' has unknown metric {name!r}; known: {sorted(METRICS)}")
-        where = f"{path}.{name}"
-        spec = METRICS[name]
-        lim = _limits(value, where, Limits(spec.warn, spec.critical))
-        _check_order(name, lim, where)
-        limits[name] = lim
-        subj = value.get("subjects") or {}
-        if not isinstance(subj, Mapping):
-            raise ConfigError(f"'{where}.subjects' must be a mapping of subject -> limits, got {subj!r}")
-        for subject, sv in subj.items():
-            sl = _limits(sv, f"{where}.subjects.{subject}", lim)
-            _check_order(name, sl, f"{where}.subjects.{subject}")
-            subjects.setdefault(name, {})[str(subject)] = sl
-    return Thresholds(limits, subjects)
-
-
 def parse_monitoring(raw: Mapping[str, Any]) -> MonitoringConfig:
-    """Validate the ``monitoring:`` section.
+    """Validate a ``monitoring:`` mapping on its own (tests, tools); `load_config` does it for config.yaml.
 
     Raises:
-        ConfigError: a key has the wrong type, range or an unknown metric name.
+        ConfigError: one line naming the key, the bad value and, for an unknown key or metric, the nearest one.
     """
-    p = "monitoring"
-    dags = raw.get("watched_dags", ["etl_ecommerce_pipeline", "data_quality_checks", "monitoring_dag"])
-    if not isinstance(dags, list) or not all(isinstance(d, str) and d for d in dags):
-        raise ConfigError(f"'{p}.watched_dags' must be a list of DAG ids, got {dags!r}")
-    start_date = str(get_str(raw, "start_date", p, "2024-01-01"))
     try:
-        datetime.strptime(start_date, "%Y-%m-%d")
-    except ValueError as err:
-        raise ConfigError(f"'{p}.start_date' must be a date YYYY-MM-DD, got {start_date!r}") from err
-    subdir = str(get_str(raw, "report_subdir", p, "monitoring"))
-    if "/" in subdir or subdir.startswith("."):
-        raise ConfigError(f"'{p}.report_subdir' must be a plain directory name, got {subdir!r}")
-    return MonitoringConfig(
-        dag_id=get_identifier(raw, "dag_id", p, "monitoring_dag"),
-        schedule=get_str(raw, "schedule", p, "@hourly", optional=True),
-        start_date=start_date,
-        retries=get_int(raw, "retries", p, 1, minimum=0, maximum=10),
-        retry_delay_seconds=get_int(raw, "retry_delay_seconds", p, 60, minimum=0),
-        api_conn_id=str(get_str(raw, "api_conn_id", p, "airflow_api")),
-        api_timeout_seconds=get_float(raw, "api_timeout_seconds", p, 10, minimum=0.5, maximum=300) or 10.0,
-        watched_dags=tuple(dags),
-        recent_runs=get_int(raw, "recent_runs", p, 10, minimum=2, maximum=100),
-        long_query_seconds=get_int(raw, "long_query_seconds", p, 300, minimum=0),
-        idle_in_transaction_seconds=get_int(raw, "idle_in_transaction_seconds", p, 60, minimum=0),
-        dead_tuple_min_rows=get_int(raw, "dead_tuple_min_rows", p, 1000, minimum=0),
-        report_history_days=get_int(raw, "report_history_days", p, 14, minimum=1, maximum=3660),
-        report_subdir=subdir,
-        thresholds=parse_thresholds(section(raw, "thresholds", p) if "thresholds" in raw else {}),
-    )
+        return MonitoringSection.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_error(err, "monitoring")) from None
 
 
 def monitoring_config(settings: Settings) -> MonitoringConfig:
-    return parse_monitoring(settings.monitoring)
+    """The validated ``monitoring:`` section of `settings`."""
+    return settings.monitoring
 
 
 # --------------------------------------------------------------------------------------------- metrics

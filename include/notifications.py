@@ -44,13 +44,15 @@ from urllib.parse import quote
 import psycopg
 from airflow.sdk import BaseNotifier
 from psycopg import sql
+from pydantic import ValidationError
 
-from include.config_loader import ConfigError, Settings, get_bool, get_int, get_str, load_config
+from include.config_loader import ConfigError, Settings, load_config
 from include.database import apply_schema, connect, conninfo_from_connection, ident
+from include.settings.alerting import AlertingConfig, AlertingSection
+from include.settings.base import format_error
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "slack")
 REASON_CHARS = 300
 TASK_FAILURE_RETENTION_DAYS = 30
 
@@ -58,57 +60,16 @@ TASK_FAILURE_RETENTION_DAYS = 30
 
 
 # ---------------------------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class AlertingConfig:
-    channels: tuple[str, ...] = ()
-    email_conn_id: str = "smtp_default"
-    email_to: tuple[str, ...] = ()
-    email_from: str | None = None
-    slack_conn_id: str = "slack_webhook_default"
-    ui_base_url: str | None = None
-    repeat_after_minutes: int = 0
-    notify_recovery: bool = True
-
-
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def parse_alerting(raw: Mapping[str, Any]) -> AlertingConfig:
-    """Validate the ``alerting:`` section.
+    """Validate an ``alerting:`` mapping on its own (tests, tools); `load_config` does it for config.yaml.
 
     Raises:
-        ConfigError: unknown channel, e-mail channel without recipients, bad URL or number.
+        ConfigError: unknown channel or key, e-mail channel without recipients, bad URL or number.
     """
-    p = "alerting"
-    channels = raw.get("channels") or []
-    if isinstance(channels, str):
-        channels = [channels]
-    if not isinstance(channels, list) or any(c not in CHANNELS for c in channels):
-        raise ConfigError(f"'{p}.channels' must be a list of {', '.join(CHANNELS)} (or empty), got {channels!r}")
-    email = raw.get("email") or {}
-    slack = raw.get("slack") or {}
-    if not isinstance(email, Mapping) or not isinstance(slack, Mapping):
-        raise ConfigError(f"'{p}.email' and '{p}.slack' must be mappings")
-    to = email.get("to") or []
-    if isinstance(to, str):
-        to = [to]
-    if not isinstance(to, list) or not all(isinstance(a, str) and _EMAIL_RE.match(a) for a in to):
-        raise ConfigError(f"'{p}.email.to' must be a list of e-mail addresses, got {to!r}")
-    if "email" in channels and not to:
-        raise ConfigError(f"'{p}.email.to' must name at least one recipient when the email channel is on")
-    base = get_str(raw, "ui_base_url", p, None, optional=True)
-    if base is not None and not re.match(r"^https?://", base):
-        raise ConfigError(f"'{p}.ui_base_url' must start with http:// or https://, got {base!r}")
-    return AlertingConfig(
-        channels=tuple(dict.fromkeys(channels)),
-        email_conn_id=str(get_str(email, "conn_id", f"{p}.email", "smtp_default")),
-        email_to=tuple(to),
-        email_from=get_str(email, "from_email", f"{p}.email", None, optional=True),
-        slack_conn_id=str(get_str(slack, "conn_id", f"{p}.slack", "slack_webhook_default")),
-        ui_base_url=base,
-        repeat_after_minutes=get_int(raw, "repeat_after_minutes", p, 0, minimum=0),
-        notify_recovery=get_bool(raw, "notify_recovery", p, True),
-    )
+    try:
+        return AlertingSection.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_error(err, "alerting")) from None
 
 
 # -------------------------------------------------------------------------------------------- messages
@@ -376,7 +337,7 @@ class IncidentStore:
 def _load() -> tuple[Settings, AlertingConfig] | None:
     try:
         settings = load_config()
-        return settings, parse_alerting(settings.alerting)
+        return settings, settings.alerting
     except ConfigError:
         log.exception("alerting disabled: the configuration is invalid")
         return None

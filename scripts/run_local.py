@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 
 from include import local_postgres
-from include.config_loader import load_config
+from include.config_loader import ConfigError, load_config
 from include.database import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,6 +230,26 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
     out("\n")
 
 
+def config_error() -> str | None:
+    """The one-line error of config.yaml (or $ECOM_CONFIG), or None when it is valid."""
+    try:
+        load_config()
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def print_config_error(error: str) -> None:
+    """What `make run` shows for an invalid config: the line with the fix, and every DAG as not run."""
+    out = sys.stdout.write
+    out("\n== make run: summary ==\n")
+    out(f"{error}\n\n")
+    out(f"{'DAG':<26}result\n")
+    for dag_id in DAGS:
+        out(f"{dag_id:<26}not run (config error)\n")
+    out("\n")
+
+
 def run_once() -> int:
     _, env, where = prepare()
     results: dict[str, tuple[int, float, Path]] = {}
@@ -310,6 +330,12 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)  # before anything imports airflow (it would create ~/airflow)
     logging.getLogger("airflow").setLevel(logging.WARNING)  # its start-up chatter would land inside the summary
+    error = config_error()
+    if error is not None:  # one line with the fix, no traceback, before anything starts
+        sys.stderr.write(f"{error}\n")
+        if not args.serve:
+            print_config_error(error)
+        return 1
     try:
         return serve() if args.serve else run_once()
     finally:

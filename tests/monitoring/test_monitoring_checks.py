@@ -56,8 +56,10 @@ def test_monitoring_never_judges_itself_critical() -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"unknown metric 'db\.nope'"):
+    with pytest.raises(ConfigError, match=r"^unknown metric 'monitoring\.thresholds\.db\.nope' \(valid: airflow"):
         parse_monitoring({"thresholds": {"db.nope": {"warn": 1}}})
+    with pytest.raises(ConfigError, match=r"^unknown key 'monitoring\.recent_run' — did you mean 'recent_runs'\?$"):
+        parse_monitoring({"recent_run": 5})
     with pytest.raises(ConfigError, match="warn must be <= critical"):
         parse_monitoring({"thresholds": {"db.lock_waits": {"warn": 5, "critical": 1}}})
     with pytest.raises(ConfigError, match=r"monitoring\.recent_runs"):

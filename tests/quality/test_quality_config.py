@@ -53,17 +53,34 @@ def test_shipped_config_declares_every_check_type_with_safe_defaults() -> None:
             [{"check": "not_null", "column": "a; DROP TABLE orders"}],
             "'quality.tables.orders[0].column' must be a plain SQL identifier",
         ),
-        ([{"check": "row_count", "column": "x"}], "is a table-level check and takes no 'column'"),
-        ([{"check": "row_count", "minimum": 1}], "has unknown key(s) ['minimum']"),
+        (
+            [{"check": "row_count", "column": "x"}],
+            "'quality.tables.orders[0].column' is not allowed: row_count is a table-level check",
+        ),
+        (
+            [{"check": "row_count", "minimum": 1}],
+            "unknown key 'quality.tables.orders[0].minimum' — did you mean 'min'?",
+        ),
+        (
+            [{"check": "not_null", "column": "status", "severity": "warn", "max_rate": 0.1}],
+            "unknown key 'quality.tables.orders[0].max_rate' (valid: check, name, severity, column)",
+        ),
+        (
+            [{"check": "row_cnt"}],
+            "'quality.tables.orders[0].check' must be one of row_count, not_null, null_rate, reconciliation, "
+            "reject_rate, volume_anomaly, unique, accepted_values, range, email, relationship, derived_product, "
+            "derived_duration, freshness, load_freshness, got 'row_cnt' — did you mean 'row_count'?",
+        ),
+        ([{"severity": "warn"}], "missing required key 'quality.tables.orders[0].check'"),
         (
             [{"check": "row_count", "severity": "error"}],
-            "'quality.tables.orders[0].severity' must be one of warn, fail",
+            "'quality.tables.orders[0].severity' must be one of 'warn' or 'fail', got 'error'",
         ),
         ([{"check": "row_count", "min": 5, "max": 2}], "'quality.tables.orders[0].max' must be >= 5"),
         ([{"check": "range", "column": "quantity"}], "'quality.tables.orders[0]' needs 'min' and/or 'max'"),
         (
             [{"check": "accepted_values", "column": "status", "values": []}],
-            "'quality.tables.orders[0].values' must be a non-empty list",
+            "'quality.tables.orders[0].values' must have at least 1 item(s), got []",
         ),
         ([{"check": "relationship", "column": "customer_id", "references": "customers"}], "must be '<table>.<column>'"),
         (
@@ -94,7 +111,7 @@ def test_bad_top_level_keys() -> None:
     with pytest.raises(ConfigError, match=re.escape("'quality.retries' must be <= 10")):
         _cfg({"check": "row_count"}, retries=99)
     with pytest.raises(
-        ConfigError, match=re.escape("'quality.tables.bad-name(name).t' must be a plain SQL identifier")
+        ConfigError, match=re.escape("'quality.tables.bad-name' (table name) must be a plain SQL identifier")
     ):
         parse_quality_config({"tables": {"bad-name": [{"check": "row_count"}]}})
 
