@@ -347,3 +347,13 @@ def test_dag_processor_reaches_the_warehouse_for_alert_state(prod_compose: dict[
     for key in ("AIRFLOW_CONN_POSTGRES_DEFAULT", "AIRFLOW_CONN_POSTGRES_REPORTING"):
         assert '"host": "warehouse-db"' in env[key] and '"schema": "ecommerce_db"' in env[key]
         assert env[key] == worker[key], key
+
+
+def test_ci_compose_config_step_fills_every_required_secret() -> None:
+    """The workflow's `docker compose config` step sets each required secret, else CI fails on a new one."""
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    step = workflow.split("docker compose config with throw-away secrets", 1)[1].split("- name:", 1)[0]
+    filled = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\b", step.split("for var in", 1)[1].split("; do", 1)[0]))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", _compose_text()))
+    secrets = {v for v in required if re.search(r"PASSWORD|SECRET|FERNET|KEY", v)}
+    assert secrets <= filled, f"set in the CI compose-config step: {sorted(secrets - filled)}"
