@@ -26,6 +26,12 @@ Parts (each timed):
    the log of ``send_notification``; screenshots to ``docs/images/`` (dag_list, etl_graph, quality_dag,
    task_log).
 
+Least privilege, in both parts: each component runs with only its secrets (`COMPONENT_SECRETS`,
+reported per process); the stack's init is the production ``scripts/container_init_airflow.sh`` with
+the FAB auth manager; the Viewer ``monitor`` (the monitoring DAG's ``airflow_api`` login) gets 403 when
+it triggers or pauses a DAG; on Celery the workers run without the metadata URL and its SQLite
+fallback stays empty.
+
 Exit status 0 when everything passed, 1 otherwise, with the failed task's log and the component logs
 printed. Each run keeps its component logs, task logs and reports under ``.local/e2e/run-<time>/``
 (the databases are dropped after a passing run; the newest 5 runs are kept). Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
