@@ -511,6 +511,8 @@ def browser_part(stack: AirflowStack, sc: Scenario, result: dict[str, Any], out_
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(30_000)
+            # expect() has its own 5 s default: too short for the first render on a busy 2-core machine
+            expect.set_options(timeout=30_000)
             # FAB's login form (/auth/login/) or the simple auth manager's (/auth/login): same field names
             page.goto(
                 f"{stack.base_url}/auth/login/" if stack.auth_manager == "fab" else f"{stack.base_url}/auth/login"
