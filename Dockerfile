@@ -22,5 +22,4 @@ ENV PYTHONPATH=/usr/local/airflow \
 
 # Created in the image (owned by astro) so that a named volume mounted on them starts with the
 # right owner and mode.
-RUN mkdir -p /usr/local/airflow/shared/staging /usr/local/airflow/shared/reports /usr/local/airflow/auth \
-    && chmod 0700 /usr/local/airflow/auth
+RUN mkdir -p /usr/local/airflow/shared/staging /usr/local/airflow/shared/reports

@@ -26,6 +26,12 @@ Parts (each timed):
    the log of ``send_notification``; screenshots to ``docs/images/`` (dag_list, etl_graph, quality_dag,
    task_log).
 
+Least privilege, in both parts: each component runs with only its secrets (`COMPONENT_SECRETS`,
+reported per process); the stack's init is the production ``scripts/container_init_airflow.sh`` with
+the FAB auth manager; the Viewer ``monitor`` (the monitoring DAG's ``airflow_api`` login) gets 403 when
+it triggers or pauses a DAG; on Celery the workers run without the metadata URL and its SQLite
+fallback stays empty.
+
 Exit status 0 when everything passed, 1 otherwise, with the failed task's log and the component logs
 printed. Each run keeps its component logs, task logs and reports under ``.local/e2e/run-<time>/``
 (the databases are dropped after a passing run; the newest 5 runs are kept). Every process started is stopped by pid at the end, also on failure or Ctrl-C/SIGTERM.
@@ -34,6 +40,7 @@ printed. Each run keeps its component logs, task logs and reports under ``.local
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -47,7 +54,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.airflow_stack import ROOT, AirflowStack, StackError
+import requests
+
+from scripts.airflow_stack import ROOT, SECRET_SETTINGS, AirflowStack, StackError
 
 IMAGES_DIR = ROOT / "docs" / "images"
 DEFAULT_RUNS = ROOT / ".local" / "e2e"  # git-ignored
@@ -344,6 +353,79 @@ def run_pipeline(stack: AirflowStack, sc: Scenario, report: Report, label: str, 
     return {"run_id": run_id, "quality_run_id": q_run["dag_run_id"], "hosts": hosts}
 
 
+# ---------------------------------------------------------------------------------------------- least privilege
+def check_roles(stack: AirflowStack, sc: Scenario, report: Report, label: str) -> None:
+    """FAB: the Viewer logs in and reads, but cannot trigger or unpause a DAG (403); a wrong password is 401."""
+    if stack.auth_manager != "fab":
+        return
+    bad = stack.login(stack.viewer_user, stack.viewer_password + "x")
+    if bad.status_code != 401:
+        raise E2EError(f"a wrong password answered {bad.status_code}, expected 401: {bad.text[:200]}")
+    resp = stack.login(stack.viewer_user, stack.viewer_password)
+    if resp.status_code != 201:
+        raise E2EError(f"viewer login answered {resp.status_code}: {resp.text[:200]}")
+    headers = {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    session = requests.Session()
+    listed = session.get(f"{stack.base_url}/api/v2/dags", headers=headers, params={"limit": 100}, timeout=30)
+    if listed.status_code != 200 or sc.etl_dag not in {d["dag_id"] for d in listed.json()["dags"]}:
+        raise E2EError(f"the viewer cannot list the DAGs: {listed.status_code} {listed.text[:200]}")
+    trig = session.post(
+        f"{stack.base_url}/api/v2/dags/{sc.etl_dag}/dagRuns", headers=headers, json={"logical_date": None}, timeout=30
+    )
+    pause = session.patch(
+        f"{stack.base_url}/api/v2/dags/{sc.etl_dag}",
+        headers=headers,
+        params={"update_mask": "is_paused"},
+        json={"is_paused": True},
+        timeout=30,
+    )
+    session.close()
+    if trig.status_code != 403 or pause.status_code != 403:
+        raise E2EError(
+            f"the viewer must get 403: trigger -> {trig.status_code} {trig.text[:200]}; "
+            f"pause -> {pause.status_code} {pause.text[:200]}"
+        )
+    report.note(
+        f"[{label}] FAB: admin and viewer '{stack.viewer_user}' log in (POST /auth/token 201, wrong password 401); "
+        f"viewer lists DAGs (200), trigger {sc.etl_dag} -> 403, pause -> 403"
+    )
+
+
+def check_component_envs(stack: AirflowStack, report: Report, label: str) -> None:
+    """Every running Airflow process holds exactly the secret-bearing settings of its component's policy."""
+    problems = []
+    for name in stack.pids():
+        component = "celery-worker" if name.startswith("celery-") else name
+        if component == "redis":
+            continue
+        have = stack.process_env_keys(name) & SECRET_SETTINGS
+        want = stack.secret_keys_for(component)
+        if have != want:
+            problems.append(f"{name}: has {sorted(have)}, policy {sorted(want)}")
+        else:
+            report.note(f"[{label}] {name} ran with secrets {sorted(have) or 'none'}")
+    if problems:
+        raise E2EError("process environments differ from the component policy:\n  " + "\n  ".join(problems))
+
+
+def check_worker_never_used_metadata(stack: AirflowStack, report: Report, label: str) -> None:
+    """Workers have no metadata URL: Airflow falls back to SQLite in AIRFLOW_HOME; it must hold no table."""
+    import sqlite3
+
+    fallback = stack.airflow_home / "airflow.db"
+    if not fallback.exists():
+        report.note(f"[{label}] no process created the SQLite fallback {fallback.name}")
+        return
+    with contextlib.closing(sqlite3.connect(fallback)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if tables:
+        raise E2EError(f"a process without the metadata URL used the SQLite fallback {fallback}: tables {tables}")
+    report.note(
+        f"[{label}] workers without AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: the SQLite fallback {fallback.name} "
+        f"was opened at start but holds no table ({fallback.stat().st_size} bytes): no metadata access"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- data and warehouse
 WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
 
@@ -429,10 +511,15 @@ def browser_part(stack: AirflowStack, sc: Scenario, result: dict[str, Any], out_
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(30_000)
-            page.goto(f"{stack.base_url}/auth/login")
+            # expect() has its own 5 s default: too short for the first render on a busy 2-core machine
+            expect.set_options(timeout=30_000)
+            # FAB's login form (/auth/login/) or the simple auth manager's (/auth/login): same field names
+            page.goto(
+                f"{stack.base_url}/auth/login/" if stack.auth_manager == "fab" else f"{stack.base_url}/auth/login"
+            )
             page.fill("input[name=username]", stack.admin_user)
             page.fill("input[name=password]", stack.admin_password)
-            page.click("button[type=submit]")
+            page.locator("button[type=submit], input[type=submit]").first.click()
             page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
 
             page.goto(f"{stack.base_url}/")
@@ -533,10 +620,14 @@ def run_stack_part(
         extra_env={"ECOM_RAW_DATA_DIR": str(raw_dir)},
     )
     with stack:
-        report.timings[f"{label}: postgres + db migrate"] = stack.timings["db_migrate"]
+        report.timings[f"{label}: postgres + init (migrate, FAB users, pools)"] = stack.timings["db_migrate"]
         report.timings[f"{label}: components healthy"] = stack.timings["healthy"]
         report.note(f"[{label}] {executor} stack healthy at {stack.base_url}: {stack.pids()}")
+        check_component_envs(stack, report, label)
         result = run_pipeline(stack, sc, report, label, raw_dir)
+        check_roles(stack, sc, report, label)
+        if executor == "CeleryExecutor":
+            check_worker_never_used_metadata(stack, report, label)
         if executor == "CeleryExecutor":
             used = {h for h in result["hosts"].values() if h}
             per_worker = {w: sorted(t for t, h in result["hosts"].items() if h == w) for w in stack.worker_names}

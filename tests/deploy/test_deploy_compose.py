@@ -176,28 +176,29 @@ services:
     assert not any(p.startswith("service cache") for p in found), found
 
 
-def test_fernet_and_jwt_secrets_are_required_in_every_airflow_process(prod_compose: dict[str, Any]) -> None:
+def test_airflow_secrets_are_required_wherever_they_appear(prod_compose: dict[str, Any]) -> None:
+    """Which service gets which secret: tests/deploy/test_deploy_components.py (the e2e's policy)."""
     for service in (*AIRFLOW_SERVICES, "airflow-init"):
         env = _service_env(prod_compose, service)
         for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
-            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env.get(key, "")), (
-                f"{service}: {key} must be a required ${{VAR:?...}}"
-            )
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"), service
+            if key in env:
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env[key]), (
+                    f"{service}: {key} must be a required ${{VAR:?...}}"
+                )
+        if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in env:
+            assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"), service
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", service
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", service
 
 
 def test_all_airflow_processes_share_one_value_of_each_shared_setting(prod_compose: dict[str, Any]) -> None:
-    shared = (
-        "AIRFLOW__CORE__FERNET_KEY",
-        "AIRFLOW__API_AUTH__JWT_SECRET",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        "ECOM_STAGING_DIR",
-    )
+    shared = ("ECOM_STAGING_DIR", "AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL")
     for key in shared:
         values = {_service_env(prod_compose, s)[key] for s in AIRFLOW_SERVICES}
         assert len(values) == 1, f"{key} differs between Airflow services: {values}"
+    for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        values = {_service_env(prod_compose, s).get(key) for s in AIRFLOW_SERVICES} - {None}
+        assert len(values) == 1, f"{key} differs between the Airflow services that have it: {values}"
 
 
 def test_redis_requires_a_password_and_the_broker_url_carries_it(prod_compose: dict[str, Any]) -> None:
@@ -208,19 +209,36 @@ def test_redis_requires_a_password_and_the_broker_url_carries_it(prod_compose: d
     for service in ("airflow-scheduler", "airflow-worker"):
         broker = _service_env(prod_compose, service)["AIRFLOW__CELERY__BROKER_URL"]
         assert broker.startswith("redis://:${REDIS_PASSWORD:?") and broker.endswith("@redis:6379/0"), broker
+        results = _service_env(prod_compose, service)["AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert results.startswith("redis://:${REDIS_PASSWORD:?") and results.endswith("@redis:6379/1"), results
 
 
-# Which service may see which secret (the least-privilege policy of the stack).
+# Which service may see which secret (the least-privilege policy of the stack; for the Airflow
+# components it is what `make e2e` ran them with: scripts/airflow_stack.py COMPONENT_SECRETS).
 SECRET_POLICY = {
     "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
     "AIRFLOW_MONITOR_PASSWORD": {"airflow-init", "airflow-worker"},
     "REDIS_PASSWORD": {"redis", "airflow-scheduler", "airflow-worker"},
+    # the warehouse owner runs migrations and creates the roles: nothing else holds its password
+    "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init"},
     # the dag-processor runs DAG callbacks, which keep the alert incident state in the warehouse
-    "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init", "airflow-worker", "airflow-dag-processor"},
-    "AIRFLOW_DB_PASSWORD": {"airflow-db", "airflow-init", *AIRFLOW_SERVICES},
+    "WAREHOUSE_LOADER_PASSWORD": {"warehouse-init", "airflow-worker", "airflow-dag-processor"},
+    "WAREHOUSE_REPORTING_PASSWORD": {"warehouse-init", "airflow-worker", "airflow-dag-processor"},
+    # workers reach the metadata only through the Execution API
+    "AIRFLOW_DB_PASSWORD": {
+        "airflow-db",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    },
     "PGADMIN_PASSWORD": {"pgadmin"},
-    "AIRFLOW_FERNET_KEY": {"airflow-init", *AIRFLOW_SERVICES},
-    "AIRFLOW_JWT_SECRET": {"airflow-init", *AIRFLOW_SERVICES},
+    # the dag-processor encrypts trigger/watcher arguments, the triggerer decrypts them
+    "AIRFLOW_FERNET_KEY": {"airflow-apiserver", "airflow-dag-processor", "airflow-triggerer"},
+    # the scheduler signs task tokens, the api-server validates them
+    "AIRFLOW_JWT_SECRET": {"airflow-apiserver", "airflow-scheduler"},
+    "AIRFLOW_API_SECRET_KEY": {"airflow-apiserver"},
 }
 
 
@@ -308,21 +326,34 @@ def test_stack_has_the_expected_services(prod_compose: dict[str, Any]) -> None:
     assert (ROOT / "scripts" / "container_init_airflow.sh").exists()
 
 
-def test_airflow_init_script_migrates_writes_users_and_pools() -> None:
+def test_airflow_init_script_migrates_creates_fab_users_and_pools() -> None:
+    """The script itself runs in `make e2e` (component "init"); here: its shape and syntax."""
     script = (ROOT / "scripts" / "container_init_airflow.sh").read_text(encoding="utf-8")
     assert "airflow db migrate" in script
-    assert "AIRFLOW_ADMIN_PASSWORD" in script and "0o600" in script
+    assert "FabAuthManager" in script and "get_application_builder" in script
+    assert '"Admin", os.environ["AIRFLOW_ADMIN_PASSWORD"]' in script
+    assert '("monitor", "Viewer", os.environ["AIRFLOW_MONITOR_PASSWORD"])' in script
+    code = "\n".join(ln for ln in script.splitlines() if not ln.lstrip().startswith("#"))
+    assert not re.search(r"users create .*(-p|--password)", code), "passwords must not be on a command line"
     assert "airflow pools set warehouse_load 1" in script
     res = run(["bash", "-n", str(ROOT / "scripts" / "container_init_airflow.sh")])
     assert res.returncode == 0, res.stderr
 
 
 def test_dag_processor_reaches_the_warehouse_for_alert_state(prod_compose: dict[str, Any]) -> None:
-    """DAG callbacks (incident state, recovered messages) run in the dag-processor: it needs postgres_default."""
+    """DAG callbacks (incident state, recovered messages) run in the dag-processor: the workers' connections."""
     env = prod_compose["services"]["airflow-dag-processor"]["environment"]
-    conn = env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
-    assert '"host": "warehouse-db"' in conn and '"schema": "ecommerce_db"' in conn
-    assert (
-        env["AIRFLOW_CONN_POSTGRES_DEFAULT"]
-        == prod_compose["services"]["airflow-worker"]["environment"]["AIRFLOW_CONN_POSTGRES_DEFAULT"]
-    )
+    worker = prod_compose["services"]["airflow-worker"]["environment"]
+    for key in ("AIRFLOW_CONN_POSTGRES_DEFAULT", "AIRFLOW_CONN_POSTGRES_REPORTING"):
+        assert '"host": "warehouse-db"' in env[key] and '"schema": "ecommerce_db"' in env[key]
+        assert env[key] == worker[key], key
+
+
+def test_ci_compose_config_step_fills_every_required_secret() -> None:
+    """The workflow's `docker compose config` step sets each required secret, else CI fails on a new one."""
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    step = workflow.split("docker compose config with throw-away secrets", 1)[1].split("- name:", 1)[0]
+    filled = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\b", step.split("for var in", 1)[1].split("; do", 1)[0]))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", _compose_text()))
+    secrets = {v for v in required if re.search(r"PASSWORD|SECRET|FERNET|KEY", v)}
+    assert secrets <= filled, f"set in the CI compose-config step: {sorted(secrets - filled)}"
