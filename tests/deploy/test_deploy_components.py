@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from scripts.airflow_stack import (
     SECRET_SETTINGS,
 )
 from tests.deploy.compose_hardening import SECRET_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Settings that hold a credential but are not Airflow's own (optional alert channels, empty by default).
 OPTIONAL_CONNECTIONS = {"AIRFLOW_CONN_SMTP_DEFAULT", "AIRFLOW_CONN_SLACK_WEBHOOK_DEFAULT"}
@@ -133,14 +136,21 @@ def test_warehouse_roles_owner_loader_reporting(prod_compose: dict[str, Any]) ->
     init = _env(prod_compose, "warehouse-init")
     assert init["PGUSER"] == prod_compose["services"]["warehouse-db"]["environment"]["POSTGRES_USER"]
     assert init["PGPASSWORD"].startswith("${WAREHOUSE_DB_PASSWORD:?")
-    for role in ("LOADER", "REPORTING"):
+    # scripts/container_init_warehouse.sh creates the roles (include/roles.sql) under these names
+    for role in ("OWNER", "LOADER", "REPORTING"):
         assert init[f"WAREHOUSE_{role}_PASSWORD"].startswith(f"${{WAREHOUSE_{role}_PASSWORD:?")
-        assert init[f"WAREHOUSE_{role}_USER"].startswith(f"${{WAREHOUSE_{role}_USER:-")
+        assert init[f"WAREHOUSE_{role}_ROLE"].startswith(f"${{WAREHOUSE_{role}_USER:-")
+    script = (ROOT / "scripts" / "container_init_warehouse.sh").read_text()
+    for role in ("OWNER", "LOADER", "REPORTING"):
+        assert f"WAREHOUSE_{role}_ROLE" in script and f"WAREHOUSE_{role}_PASSWORD" in script
+    assert {"./include/migrations:/init/migrations:ro", "./include/roles.sql:/init/roles.sql:ro"} <= set(
+        prod_compose["services"]["warehouse-init"]["volumes"]
+    )
     for service in ("airflow-worker", "airflow-dag-processor"):
         env = _env(prod_compose, service)
         for key, role in ((CONN_LOADER, "LOADER"), (CONN_REPORTING, "REPORTING")):
             conn = json.loads(env[key])
             assert conn["host"] == "warehouse-db" and conn["schema"] == "ecommerce_db", (service, key)
-            assert conn["login"] == init[f"WAREHOUSE_{role}_USER"], (service, key, conn["login"])
+            assert conn["login"] == init[f"WAREHOUSE_{role}_ROLE"], (service, key, conn["login"])
             assert conn["password"] == init[f"WAREHOUSE_{role}_PASSWORD"], (service, key)
         assert "WAREHOUSE_DB_PASSWORD" not in json.dumps(prod_compose["services"][service]), service

@@ -221,6 +221,8 @@ SECRET_POLICY = {
     "REDIS_PASSWORD": {"redis", "airflow-scheduler", "airflow-worker"},
     # the warehouse owner runs migrations and creates the roles: nothing else holds its password
     "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init"},
+    # the owner role owns the tables and runs the migrations (warehouse-init only)
+    "WAREHOUSE_OWNER_PASSWORD": {"warehouse-init"},
     # the dag-processor runs DAG callbacks, which keep the alert incident state in the warehouse
     "WAREHOUSE_LOADER_PASSWORD": {"warehouse-init", "airflow-worker", "airflow-dag-processor"},
     "WAREHOUSE_REPORTING_PASSWORD": {"warehouse-init", "airflow-worker", "airflow-dag-processor"},
