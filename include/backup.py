@@ -22,6 +22,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -125,7 +126,9 @@ def decrypt_chunks(path: Path, secret: bytes) -> Iterator[bytes]:
 # ---- digests ------------------------------------------------------------------------------------
 def _session_for_digests(conn: psycopg.Connection[Any]) -> None:
     # The text form of rows depends on these settings: both sides of the comparison must agree.
-    conn.execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; SET IntervalStyle = 'postgres'")
+    conn.execute(
+        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; SET IntervalStyle = 'postgres'"
+    )
 
 
 def table_digests(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
@@ -232,16 +235,18 @@ def backup(conninfo: str, cfg: PrivacyConfig, secret: bytes) -> dict[str, Any]:
         ]
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as errors:
                 proc = subprocess.Popen(  # noqa: S603 - fixed client binary, arguments built here
-                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_libpq_env(conninfo)
+                    cmd, stdout=subprocess.PIPE, stderr=errors, env=_libpq_env(conninfo)
                 )
-                assert proc.stdout is not None
+                if proc.stdout is None:  # cannot happen with stdout=PIPE; keeps the type checker honest
+                    raise BackupError("pg_dump started without an output pipe")
                 # Digests in the same snapshot as the dump, while pg_dump reads.
                 digests = table_digests(conn)
                 size = encrypt_stream(proc.stdout, out, secret)
-                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 rc = proc.wait()
+                errors.seek(0)
+                stderr = errors.read().decode(errors="replace")
                 out.flush()
                 os.fsync(out.fileno())
             if rc != 0:
@@ -302,26 +307,31 @@ def restore_into(
     if clean:
         cmd += ["--clean", "--if-exists", "--single-transaction"]
     cmd.append(f"--dbname={dbname}")
-    proc = subprocess.Popen(  # noqa: S603 - fixed client binary, arguments built here
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_libpq_env(conninfo, dbname)
-    )
-    assert proc.stdin is not None
-    try:
-        for chunk in decrypt_chunks(path, secret):
-            proc.stdin.write(chunk)
-        proc.stdin.close()
-    except BackupError:
-        proc.kill()
-        proc.wait()
-        raise
-    except BrokenPipeError:
-        pass  # pg_restore stopped early: its exit code and message below say why
-    _, stderr = proc.communicate()
-    if proc.returncode != 0:
-        raise BackupError(
-            f"restore of backup {path} failed (pg_restore exit {proc.returncode}): "
-            f"{stderr.decode(errors='replace').strip()[-500:]}"
+    # stderr into a file: a pipe left unread could fill up and stall pg_restore while we feed its stdin.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(  # noqa: S603 - fixed client binary, arguments built here
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=_libpq_env(conninfo, dbname)
         )
+        if proc.stdin is None:  # cannot happen with stdin=PIPE
+            raise BackupError("pg_restore started without an input pipe")
+        try:
+            for chunk in decrypt_chunks(path, secret):
+                proc.stdin.write(chunk)
+        except BackupError:
+            proc.kill()
+            raise
+        except BrokenPipeError:
+            pass  # pg_restore stopped early: its exit code and message below say why
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            rc = proc.wait()
+        if rc != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()[-500:]
+            raise BackupError(f"restore of backup {path} failed (pg_restore exit {rc}): {message}")
 
 
 def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path | None = None) -> dict[str, Any]:
@@ -352,9 +362,7 @@ def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path |
     finally:
         with psycopg.connect(conninfo, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-    differing = sorted(
-        t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t)
-    )
+    differing = sorted(t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t))
     if differing:
         detail = "; ".join(f"{t}: expected {expected.get(t)}, restored {actual.get(t)}" for t in differing[:5])
         raise BackupError(f"restore-check of backup {path} failed: {len(differing)} table(s) differ: {detail}")
@@ -365,8 +373,13 @@ def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path |
         "seconds": round(time.monotonic() - t0, 2),
         "digest": hashlib.sha256(json.dumps(actual, sort_keys=True).encode()).hexdigest()[:16],
     }
-    log.info("restore-check of %s passed: %d tables, %d rows equal (%.1fs)", path, result["tables"], result["rows"],
-             result["seconds"])
+    log.info(
+        "restore-check of %s passed: %d tables, %d rows equal (%.1fs)",
+        path,
+        result["tables"],
+        result["rows"],
+        result["seconds"],
+    )
     return result
 
 
@@ -382,8 +395,12 @@ def backup_and_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, run_id: s
         checked = restore_check(conninfo, cfg, secret, Path(made["path"]))
     except BackupError as err:
         with psycopg.connect(conninfo) as conn:
-            record_metrics(conn, run_id, "backup", [("backup.restore_check", made.get("file"), 0.0, None, "critical",
-                                                     str(err)[:500])])
+            record_metrics(
+                conn,
+                run_id,
+                "backup",
+                [("backup.restore_check", made.get("file"), 0.0, None, "critical", str(err)[:500])],
+            )
         raise
     with psycopg.connect(conninfo) as conn:
         record_metrics(

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from include.config_loader import ConfigError, Settings, read_config_file
 from include.database import connect
@@ -118,9 +117,8 @@ def privacy_config(settings: Settings) -> PrivacyConfig:
     raw = read_config_file(settings.config_path).get("privacy") or {}
     try:
         cfg = PrivacyConfig.model_validate(raw)
-    except ValueError as err:  # pydantic.ValidationError is a ValueError
-        errors = getattr(err, "errors", lambda: [])()
-        first = errors[0] if errors else {"loc": (), "msg": str(err)}
+    except ValidationError as err:
+        first = err.errors()[0]
         where = ".".join(str(p) for p in ("privacy", *first["loc"]))
         raise ConfigError(f"{settings.config_path.name}: '{where}': {first['msg']}") from None
     overrides: dict[str, Any] = {}
@@ -289,7 +287,8 @@ def process_requests(
     with connect(conninfo, schema=schema) as conn:
         if request_id:
             row = conn.execute(
-                "SELECT request_id, status FROM privacy.privacy_requests WHERE request_id = %s", (uuid.UUID(request_id),)
+                "SELECT request_id, status FROM privacy.privacy_requests WHERE request_id = %s",
+                (uuid.UUID(request_id),),
             ).fetchone()
             if row is None:
                 raise LookupError(f"privacy request {request_id} does not exist")
@@ -302,7 +301,7 @@ def process_requests(
                 )
             ]
         conn.rollback()
-    summaries = [_process_one(conninfo, schema, dirs, key, rid, run_id, actor) for rid in ids]
+    summaries = [_process_one(conninfo, schema, dirs, key, rid, run_id=run_id, actor=actor) for rid in ids]
     log.info("privacy requests processed: %s", [(s["request_id"], s["action"], s["status"]) for s in summaries])
     return summaries
 
@@ -317,7 +316,7 @@ def _pending(conn: psycopg.Connection[Any], rid: uuid.UUID) -> tuple[str, str | 
 
 
 def _process_one(
-    conninfo: str, schema: str, dirs: Dirs, key: bytes, rid: uuid.UUID, run_id: str, actor: str
+    conninfo: str, schema: str, dirs: Dirs, key: bytes, rid: uuid.UUID, *, run_id: str, actor: str
 ) -> dict[str, Any]:
     with connect(conninfo, schema=schema) as conn:
         action, address = _pending(conn, rid)
@@ -331,7 +330,7 @@ def _process_one(
                 _, still = _pending(conn, rid)
                 if still is None:
                     return {"request_id": str(rid), "action": action, "status": "already_done", "counts": {}}
-                _audit(conn, rid, tok, "export", {"export_file": 1}, run_id, actor)
+                _audit(conn, rid, tok, "export", {"export_file": 1}, run_id=run_id, actor=actor)
                 _close_request(conn, rid, tok)
             log.info("access request %s exported to %s", rid, path)
             return {"request_id": str(rid), "action": action, "status": "done", "path": str(path)}
@@ -352,7 +351,7 @@ def _process_one(
                     "INSERT INTO privacy.privacy_suppressions (token) VALUES (%s) ON CONFLICT (token) DO NOTHING",
                     (tok,),
                 )
-                _audit(conn, rid, tok, "erase", counts, run_id, actor)
+                _audit(conn, rid, tok, "erase", counts, run_id=run_id, actor=actor)
                 _close_request(conn, rid, tok)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOAD_LOCK_KEY,))
@@ -375,6 +374,7 @@ def _audit(
     tok: str | None,
     action: str,
     counts: Mapping[str, int],
+    *,
     run_id: str,
     actor: str,
 ) -> None:
@@ -472,12 +472,13 @@ def erase_in_warehouse(conn: psycopg.Connection[Any], schema: str, address: str,
 
 # ---- files --------------------------------------------------------------------------------------
 def _parquet_holds(path: Path, needle: str) -> bool:
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     for column in table.columns:
-        if column.type in (__import__("pyarrow").string(), __import__("pyarrow").large_string()):
+        if column.type in (pa.string(), pa.large_string()):
             hits = pc.any(pc.match_substring(pc.utf8_lower(column), needle)).as_py()
             if hits:
                 return True
@@ -598,9 +599,7 @@ def reapply_erasures(
             return totals
         candidates: set[str] = set()
         with conn.cursor(name="privacy_scan") as cur:
-            cur.execute(
-                "SELECT email FROM customers WHERE email NOT LIKE %s", ("%@" + ERASED_DOMAIN,)
-            )
+            cur.execute("SELECT email FROM customers WHERE email NOT LIKE %s", ("%@" + ERASED_DOMAIN,))
             candidates.update(r[0] for r in cur)
         with conn.cursor(name="privacy_scan_rejects") as cur:
             cur.execute("SELECT raw_record::text || ' ' || coalesce(detail, '') FROM rejected_records")
@@ -612,7 +611,7 @@ def reapply_erasures(
             tok = token(addr, key)
             with conn.transaction():
                 counts = erase_in_warehouse(conn, schema, addr, tok)
-                _audit(conn, None, tok, "reapply", counts, run_id, actor)
+                _audit(conn, None, tok, "reapply", counts, run_id=run_id, actor=actor)
             for name, n in counts.items():
                 totals[name] = totals.get(name, 0) + n
         # Sessions that came back under a token (a reprocessed file mapped by suppress()) are deleted again.
@@ -626,7 +625,7 @@ def reapply_erasures(
             n, ids = cur.fetchone() or (0, None)
             if n:
                 cur.execute(_REFRESH_CUSTOMERS, (ids,))
-                _audit(conn, None, None, "reapply", {"user_sessions": int(n)}, run_id, actor)
+                _audit(conn, None, None, "reapply", {"user_sessions": int(n)}, run_id=run_id, actor=actor)
                 totals["user_sessions"] = totals.get("user_sessions", 0) + int(n)
         write_suppressions_file(conn, backup_dir)
     log.info("re-applied %d erasure(s): %s", len(found), totals)
@@ -702,13 +701,22 @@ def enforce_retention(
                 p.unlink()
             counts[kind] = len(old)
         with conn.transaction():
-            _audit(conn, None, None, "retention", counts, run_id, actor)
+            _audit(conn, None, None, "retention", counts, run_id=run_id, actor=actor)
             record_metrics(
                 conn,
                 run_id,
                 "retention",
-                [("retention.deleted", kind, float(n), "files" if kind.endswith(("files", "runs")) else "rows", "ok", None)
-                 for kind, n in counts.items()],
+                [
+                    (
+                        "retention.deleted",
+                        kind,
+                        float(n),
+                        "files" if kind.endswith(("files", "runs")) else "rows",
+                        "ok",
+                        None,
+                    )
+                    for kind, n in counts.items()
+                ],
             )
     log.info("retention: %s", counts)
     return counts
@@ -727,7 +735,3 @@ def record_metrics(
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [(run_id, category, *m) for m in metrics],
         )
-
-
-def monotonic_seconds() -> float:
-    return time.monotonic()

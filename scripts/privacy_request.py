@@ -69,14 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     local_environment()
+    import psycopg
+
     from include import backup, privacy
-    from include.database import conninfo_from_connection
+    from include.database import connect, conninfo_from_connection
 
     settings = load_config()
     cfg = privacy.privacy_config(settings)
     conninfo = conninfo_from_connection(settings.conn_id)
     actor = f"cli:{getpass.getuser()}"
-    with privacy.connect(conninfo, schema=settings.schema) as conn:
+    with connect(conninfo, schema=settings.schema) as conn:
         privacy.apply_migration(conn)  # until the numbered-migration runner applies 0005 everywhere
         conn.commit()
 
@@ -85,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         if not address:
             parser.error("set EMAIL=... (make) / ECOM_PRIVACY_EMAIL")
         rid = privacy.submit_request(conninfo, settings.schema, address, args.action)
-        log.info("request %s queued (%s); trigger the privacy_requests DAG with request_id=%s, or run "
-                 "`make privacy-process`", rid, args.action, rid)
+        log.info(
+            "request %s queued (%s); trigger the privacy_requests DAG with request_id=%s, or run "
+            "`make privacy-process`",
+            rid,
+            args.action,
+            rid,
+        )
         sys.stdout.write(f"{rid}\n")
     elif args.command == "process":
         done = privacy.process_requests(
@@ -109,17 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "restore":
         if not args.yes:
             parser.error("restore replaces the warehouse tables: add --yes (make restore FILE=... CONFIRM=yes)")
-        dbname = str(privacy.psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname"))
+        dbname = str(psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname"))
         backup.restore_into(conninfo, args.file, privacy.secret_key(cfg.backup_key_conn_id), cfg, dbname, clean=True)
         counts = privacy.reapply_erasures(
-            conninfo, settings.schema, privacy.secret_key(cfg.key_conn_id), cfg.backup_dir,
-            run_id=f"cli-restore-{os.getpid()}", actor=actor,
+            conninfo,
+            settings.schema,
+            privacy.secret_key(cfg.key_conn_id),
+            cfg.backup_dir,
+            run_id=f"cli-restore-{os.getpid()}",
+            actor=actor,
         )
         sys.stdout.write(f"restored {args.file}; erasures re-applied: {counts}\n")
     elif args.command == "reapply":
         counts = privacy.reapply_erasures(
-            conninfo, settings.schema, privacy.secret_key(cfg.key_conn_id), cfg.backup_dir,
-            run_id=f"cli-reapply-{os.getpid()}", actor=actor,
+            conninfo,
+            settings.schema,
+            privacy.secret_key(cfg.key_conn_id),
+            cfg.backup_dir,
+            run_id=f"cli-reapply-{os.getpid()}",
+            actor=actor,
         )
         sys.stdout.write(f"erasures re-applied: {counts}\n")
     return 0

@@ -17,8 +17,8 @@ from include import pipeline
 from include.backup import table_digests
 from include.config_loader import ConfigError, load_config
 from include.privacy import (
-    process_requests,
     privacy_config,
+    process_requests,
     reapply_erasures,
     submit_request,
     suppress,
@@ -128,9 +128,10 @@ def test_repeating_a_request_changes_nothing(warehouse: Warehouse) -> None:
     assert {k: v for k, v in second[0]["counts"].items() if v} == {}
     with warehouse.connect() as conn:
         assert table_digests(conn) == digests
-        assert conn.execute("SELECT count(*) FROM privacy.privacy_audit WHERE request_id IS NOT NULL").fetchone()[
-            0
-        ] > audit_rows[0]
+        assert (
+            conn.execute("SELECT count(*) FROM privacy.privacy_audit WHERE request_id IS NOT NULL").fetchone()[0]
+            > audit_rows[0]
+        )
 
 
 def test_unknown_request_id_is_named(warehouse: Warehouse) -> None:
@@ -147,7 +148,9 @@ def _suppress_staged_parts(staging_manifests: dict, tokens: set[str]) -> None:
             continue
         for part in manifest["parts"]:
             frame = pq.read_table(part).to_pandas()
-            pq.write_table(pa.Table.from_pandas(suppress(frame, column[source], tokens, KEY), preserve_index=False), part)
+            pq.write_table(
+                pa.Table.from_pandas(suppress(frame, column[source], tokens, KEY), preserve_index=False), part
+            )
 
 
 def test_reprocessing_the_raw_file_does_not_bring_the_address_back(warehouse: Warehouse) -> None:
@@ -194,10 +197,13 @@ def test_reprocess_without_suppression_is_caught_by_the_reapply_step(warehouse: 
         assert tables_holding(conn, SUBJECT) == {}
         assert _revenue(conn) == before
         assert conn.execute("SELECT order_count FROM customers WHERE email = %s", (TOKEN_ADDRESS,)).fetchone() == (2,)
-        assert conn.execute(
-            "SELECT count(*) FROM privacy.privacy_audit WHERE action = 'reapply' AND request_id IS NULL AND token = %s",
-            (TOKEN,),
-        ).fetchone()[0] >= 1
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM privacy.privacy_audit WHERE action = 'reapply' AND request_id IS NULL AND token = %s",
+                (TOKEN,),
+            ).fetchone()[0]
+            >= 1
+        )
 
 
 def test_suppress_maps_only_suppressed_addresses() -> None:
