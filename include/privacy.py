@@ -193,6 +193,26 @@ def suppressed_tokens(conn: psycopg.Connection[Any]) -> set[str]:
     return {r[0] for r in conn.execute("SELECT token FROM privacy.privacy_suppressions")}
 
 
+# The e-mail column of each source that suppress() applies to (products carry none).
+EMAIL_COLUMNS = {"orders": "customer_email", "user_sessions": "customer_email", "customers": "email"}
+
+
+def suppression_for(conninfo: str, settings: Settings) -> tuple[frozenset[str], bytes | None]:
+    """(tokens, key) for the transform: the key is read only when something was erased.
+
+    So a set-up without the ``privacy_key`` secret keeps working until its first erasure.
+
+    Raises:
+        ConfigError: tokens exist but the key connection is missing.
+    """
+    with connect(conninfo, schema=settings.schema) as conn:
+        reg = conn.execute("SELECT to_regclass('privacy.privacy_suppressions') IS NOT NULL").fetchone()
+        tokens = frozenset(suppressed_tokens(conn)) if reg and reg[0] else frozenset()
+    if not tokens:
+        return tokens, None
+    return tokens, secret_key(privacy_config(settings).key_conn_id)
+
+
 def write_suppressions_file(conn: psycopg.Connection[Any], backup_dir: Path) -> Path:
     """Mirror the suppression list (tokens and dates only) into `backup_dir`, where a restore cannot roll it back."""
     rows = conn.execute("SELECT token, erased_at FROM privacy.privacy_suppressions ORDER BY token").fetchall()
@@ -357,7 +377,20 @@ def _process_one(
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOAD_LOCK_KEY,))
             conn.commit()
         write_suppressions_file(conn, dirs.backup)
+        _vacuum(conn, schema, [t for t, n in counts.items() if n and not t.endswith("_files")])
         return {"request_id": str(rid), "action": action, "status": "done", "token": tok, "counts": counts}
+
+
+def _vacuum(conn: psycopg.Connection[Any], schema: str, tables: Iterable[str]) -> None:
+    """VACUUM ANALYZE the changed tables: frees the dead row versions still holding the address and
+    re-samples the planner statistics (pg_statistic keeps sampled values, e-mails included)."""
+    conn.rollback()
+    conn.autocommit = True
+    try:
+        for table in sorted(set(tables)):
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, table)))
+    finally:
+        conn.autocommit = False
 
 
 def _close_request(conn: psycopg.Connection[Any], rid: uuid.UUID, tok: str) -> None:
@@ -570,6 +603,8 @@ def export_subject(conn: psycopg.Connection[Any], address: str, folder: Path, re
         "sessions": sessions,
         "quarantined_records": quarantined,
     }
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
     path = folder / f"access-{request_id}.json"
     write_private(path, json.dumps(doc, indent=1, default=_json_default, ensure_ascii=False).encode())
     return path
@@ -628,6 +663,8 @@ def reapply_erasures(
                 _audit(conn, None, None, "reapply", {"user_sessions": int(n)}, run_id=run_id, actor=actor)
                 totals["user_sessions"] = totals.get("user_sessions", 0) + int(n)
         write_suppressions_file(conn, backup_dir)
+        if found or totals.get("user_sessions"):
+            _vacuum(conn, schema, [t for t, n in totals.items() if n])
     log.info("re-applied %d erasure(s): %s", len(found), totals)
     return {"erasures": len(found), **totals}
 

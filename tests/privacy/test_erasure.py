@@ -36,6 +36,15 @@ def _revenue(conn: psycopg.Connection) -> tuple:
     return conn.execute("SELECT count(*), sum(total_amount) FROM orders").fetchone()
 
 
+def _in_statistics(conn: psycopg.Connection, needle: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'"
+        " AND strpos(lower(coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '')), %s) > 0",
+        (needle,),
+    ).fetchone()
+    return bool(row[0])
+
+
 def _erase(wh: Warehouse, address: str = RAW_SUBJECT) -> tuple[str, list[dict]]:
     rid = submit_request(wh.url, "public", address, "erase")
     return str(rid), process_requests(wh.url, "public", wh.dirs, KEY, run_id="test-run", actor="pytest")
@@ -58,6 +67,8 @@ def test_erasure_removes_the_address_everywhere_and_keeps_revenue(warehouse: War
         ).fetchone()
         assert subject_orders == 2
         assert tables_holding(conn, SUBJECT) == {"public.customers": 1, "public.rejected_records": 1}
+        conn.execute("ANALYZE")
+        assert _in_statistics(conn, SUBJECT)  # sampled values of the planner statistics hold it too
     assert files_holding(warehouse.settings.staging_dir, SUBJECT)  # the fixture really staged it
 
     rid, done = _erase(warehouse)
@@ -81,6 +92,7 @@ def test_erasure_removes_the_address_everywhere_and_keeps_revenue(warehouse: War
     ]
     with warehouse.connect() as conn:
         assert tables_holding(conn, SUBJECT) == {}  # no table of any schema, privacy tables included
+        assert not _in_statistics(conn, SUBJECT)
         assert _revenue(conn) == before
         row = conn.execute(
             "SELECT customer_id, first_name, last_name, country, signup_date, order_count, total_spent, session_count"
@@ -92,6 +104,9 @@ def test_erasure_removes_the_address_everywhere_and_keeps_revenue(warehouse: War
         assert conn.execute("SELECT count(*) FROM user_sessions WHERE customer_id = %s", (subject_id,)).fetchone() == (
             0,
         )
+        assert conn.execute(
+            "SELECT count(*) FROM rejected_records WHERE raw_record->>'order_reference' = 'ORD-900003'"
+        ).fetchone() == (0,)  # purged, not just rewritten
         audit = dict(
             conn.execute(
                 "SELECT table_name, rows_changed FROM privacy.privacy_audit WHERE request_id = %s AND token = %s"
@@ -257,3 +272,15 @@ def test_privacy_config_rejects_unknown_keys(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ECOM_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match=r"'privacy\.sesions_months'"):
         privacy_config(load_config())
+
+
+def test_suppression_for_needs_no_key_until_something_is_erased(warehouse: Warehouse, monkeypatch) -> None:
+    from include.privacy import suppression_for
+
+    monkeypatch.delenv("AIRFLOW_CONN_PRIVACY_KEY", raising=False)
+    assert suppression_for(warehouse.url, warehouse.settings) == (frozenset(), None)
+    _erase(warehouse)
+    with pytest.raises(ConfigError, match="privacy_key"):
+        suppression_for(warehouse.url, warehouse.settings)
+    monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_KEY", json.dumps({"conn_type": "generic", "password": KEY.decode()}))
+    assert suppression_for(warehouse.url, warehouse.settings) == (frozenset({TOKEN}), KEY)
