@@ -1,6 +1,7 @@
--- Warehouse schema of the e-commerce ETL: the single source of truth.
--- Idempotent: applied at the start of every load (and by the container init). Tables are created
--- in the schema first on the search_path (database.schema in config.yaml).
+-- Warehouse schema of the e-commerce ETL: the READABLE SNAPSHOT of include/migrations/ applied in order
+-- (tests/integration/test_migrations.py proves the two give the same pg_dump). It is not applied by the
+-- pipeline: a warehouse is created and upgraded by `python -m include.migrations` (as the owner role).
+-- Change the schema with a new migration, then update this file to match.
 -- Constraints are a second line of defence behind the transform's rules.
 
 CREATE TABLE IF NOT EXISTS customers (
@@ -96,7 +97,9 @@ CREATE TABLE IF NOT EXISTS rejected_records (
 );
 CREATE INDEX IF NOT EXISTS rejected_records_run_idx ON rejected_records (etl_run_id, source);
 
--- Audit ledger: one row per run and source; rows_read = rows_loaded + rows_rejected + rows_duplicate.
+-- Audit ledger (append-only): one row per run id, attempt and source; rows_read = rows_loaded + rows_rejected
+-- + rows_duplicate. A re-executed run adds attempt n+1; a failed/aborted run writes source '*' when its
+-- per-source counts are unknown. Readers count the first successful attempt: view etl_runs_effective.
 CREATE TABLE IF NOT EXISTS etl_runs (
     etl_run_id      text NOT NULL,
     source          text NOT NULL,
@@ -110,10 +113,37 @@ CREATE TABLE IF NOT EXISTS etl_runs (
     started_at      timestamptz NOT NULL,
     finished_at     timestamptz NOT NULL DEFAULT now(),
     status          text NOT NULL DEFAULT 'success',
-    PRIMARY KEY (etl_run_id, source),
-    CHECK (rows_read = rows_loaded + rows_rejected + rows_duplicate)
+    attempt         integer NOT NULL DEFAULT 1,
+    failed_step     text,
+    error_class     text,
+    error_message   text,
+    files_claimed   integer,
+    files_loaded    integer,
+    files_skipped   integer NOT NULL DEFAULT 0,
+    rows_stale      integer NOT NULL DEFAULT 0,
+    rows_unchanged  integer NOT NULL DEFAULT 0,
+    CONSTRAINT etl_runs_pkey PRIMARY KEY (etl_run_id, attempt, source),
+    CHECK (rows_read = rows_loaded + rows_rejected + rows_duplicate),
+    CONSTRAINT etl_runs_attempt_check CHECK (attempt >= 1),
+    CONSTRAINT etl_runs_status_check CHECK (status IN ('success', 'failed', 'aborted', 'nothing_new')),
+    -- A failed or aborted row always says why, on one line.
+    CONSTRAINT etl_runs_error_check CHECK (
+        (status IN ('success', 'nothing_new') OR error_message IS NOT NULL)
+        AND (error_message IS NULL OR strpos(error_message, E'\n') = 0)
+    ),
+    CONSTRAINT etl_runs_files_check CHECK (files_claimed >= 0 AND files_loaded >= 0 AND files_skipped >= 0),
+    CONSTRAINT etl_runs_outcome_check CHECK (rows_stale >= 0 AND rows_unchanged >= 0)
 );
 CREATE INDEX IF NOT EXISTS etl_runs_finished_idx ON etl_runs (finished_at);
+
+-- What each run id did, counted once: the rows of its FIRST successful attempt.
+CREATE OR REPLACE VIEW etl_runs_effective AS
+SELECT r.*
+FROM etl_runs r
+WHERE r.status = 'success'
+  AND r.attempt = (
+      SELECT min(f.attempt) FROM etl_runs f WHERE f.etl_run_id = r.etl_run_id AND f.status = 'success'
+  );
 
 -- History of every data quality check result (appended, never replaced).
 CREATE TABLE IF NOT EXISTS data_quality_results (

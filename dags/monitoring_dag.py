@@ -39,7 +39,7 @@ def _store_and_judge(check: str, metrics: list) -> dict[str, int]:
     from include.monitoring import persist_metrics, raise_on_critical
 
     settings = load_config()
-    persist_metrics(conninfo_from_connection(settings.conn_id), settings.schema, _run_id(), metrics)
+    persist_metrics(conninfo_from_connection(settings.reporting_conn_id), settings.schema, _run_id(), metrics)
     raise_on_critical(check, metrics)
     return {s: sum(1 for m in metrics if m.status == s) for s in ("ok", "warn", "critical", "skipped")}
 
@@ -86,7 +86,7 @@ def monitoring_dag() -> None:
 
         settings = load_config()
         cfg = monitoring_config(settings)
-        metrics = collect_freshness(cfg, settings, conninfo_from_connection(settings.conn_id))
+        metrics = collect_freshness(cfg, settings, conninfo_from_connection(settings.reporting_conn_id))
         return _store_and_judge("check_data_freshness", metrics)
 
     @task
@@ -96,7 +96,7 @@ def monitoring_dag() -> None:
 
         settings = load_config()
         cfg = monitoring_config(settings)
-        metrics = collect_database_metrics(cfg, conninfo_from_connection(settings.conn_id), settings.schema)
+        metrics = collect_database_metrics(cfg, conninfo_from_connection(settings.reporting_conn_id), settings.schema)
         return _store_and_judge("check_database_health", metrics)
 
     @task(trigger_rule="all_done")
@@ -106,7 +106,7 @@ def monitoring_dag() -> None:
 
         settings = load_config()
         cfg = monitoring_config(settings)
-        return build_report(settings, cfg, conninfo_from_connection(settings.conn_id), _run_id())
+        return build_report(settings, cfg, conninfo_from_connection(settings.reporting_conn_id), _run_id())
 
     @task
     def monitoring_verdict() -> None:

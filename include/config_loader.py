@@ -202,6 +202,11 @@ class Settings:
     quality: Mapping[str, Any]
     monitoring: Mapping[str, Any]
     alerting: Mapping[str, Any]
+    # The loader's connection guards (issue 12 item 8) and the reporting connection (least privilege).
+    idle_in_transaction_timeout_seconds: int = 120
+    tcp_user_timeout_seconds: int = 60
+    keepalives_idle_seconds: int = 30
+    reporting_conn_id: str = "postgres_default"
 
     def source_path(self, source: str) -> Path:
         return self.raw_data_dir / self.sources[source].file
@@ -323,6 +328,13 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         quality=section(raw, "quality") if "quality" in raw else {},
         monitoring=section(raw, "monitoring") if "monitoring" in raw else {},
         alerting=section(raw, "alerting") if "alerting" in raw else {},
+        idle_in_transaction_timeout_seconds=get_int(
+            db, "idle_in_transaction_timeout_seconds", "database", 120, minimum=1
+        ),
+        tcp_user_timeout_seconds=get_int(db, "tcp_user_timeout_seconds", "database", 60, minimum=1),
+        keepalives_idle_seconds=get_int(db, "keepalives_idle_seconds", "database", 30, minimum=1),
+        reporting_conn_id=env.get("ECOM_REPORTING_CONN_ID")
+        or str(get_str(db, "reporting_conn_id", "database", conn_id)),
     )
 
 

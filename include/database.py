@@ -8,7 +8,6 @@ a secrets backend or ``airflow_settings.yaml`` all redirect every read and write
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,39 +16,42 @@ import psycopg
 from psycopg import sql
 
 from include.config_loader import PROJECT_ROOT
+from include.errors import NonRetryable
 
 log = logging.getLogger(__name__)
 
+# The readable snapshot of the migrated schema (tests keep it equal to include/migrations).
 SCHEMA_FILE = PROJECT_ROOT / "init_db.sql"
-# Extras of an Airflow Postgres connection that are libpq parameters.
-_LIBPQ_EXTRAS = (
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "connect_timeout",
-    "application_name",
-    "options",
-    "target_session_attrs",
-)
 
 
 def conninfo_from_connection(conn_id: str) -> str:
-    """libpq conninfo for the Airflow connection `conn_id`.
+    """libpq conninfo for the Airflow connection `conn_id`, read through the provider's PostgresHook.
+
+    The hook parses the connection the way ``PostgresHook.get_conn()`` does (host, login, password,
+    schema as dbname, port, every extra that is not a provider option, IAM tokens when ``iam`` is set),
+    so the UI, ``AIRFLOW_CONN_*`` URIs/JSON and secrets backends all work. We take its arguments as a
+    conninfo instead of its connection because the loader opens its own psycopg 3 connections: COPY
+    streams a file with ``cursor.copy()`` (psycopg 3), and every module uses one driver.
 
     Raises:
         LookupError: the connection is not defined anywhere Airflow looks.
     """
-    from airflow.sdk import Connection  # Airflow only where it is needed
+    from copy import deepcopy
+
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    hook = PostgresHook(postgres_conn_id=conn_id)
     try:
-        conn = Connection.get(conn_id)
+        conn = deepcopy(hook.connection)
     except AirflowNotFoundException as err:
         raise LookupError(
             f"Airflow connection '{conn_id}' is not defined: set AIRFLOW_CONN_{conn_id.upper()} "
             "or add it in airflow_settings.yaml / the UI"
         ) from err
+    extras = conn.extra_dejson or {}
+    if extras.get("iam", False):
+        conn.login, conn.password, conn.port = hook.get_iam_token(conn)
     params: dict[str, Any] = {
         "host": conn.host or None,
         "port": conn.port or None,
@@ -57,10 +59,9 @@ def conninfo_from_connection(conn_id: str) -> str:
         "password": conn.password or None,
         "dbname": conn.schema or None,
     }
-    extras = conn.extra_dejson or {}
-    for key in _LIBPQ_EXTRAS:
-        if key in extras:
-            params[key] = extras[key]
+    for key, value in extras.items():
+        if key not in PostgresHook.ignored_extra_options:
+            params[key] = value
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
@@ -70,17 +71,94 @@ def describe(conninfo: str) -> str:
     return f"{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
 
 
+class DatabaseAccessDenied(NonRetryable, psycopg.OperationalError):
+    """Authentication failed or a privilege is missing (SQLSTATE class 28, 42501): no retry can fix it.
+
+    Also a psycopg.OperationalError, so code that already survives "cannot connect" (e.g. the alert
+    callbacks, which still send their message without the incident store) keeps doing so.
+    """
+
+
+class SchemaNotMigrated(RuntimeError):
+    """The warehouse schema lacks a table or migration this release needs."""
+
+
+# SQLSTATE classes/codes of a lost connection (class 08, admin shutdown, crash shutdown, cannot connect now).
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+def classify_db_error(err: BaseException, where: str = "") -> NonRetryable | None:
+    """The non-retryable error `err` stands for (auth/permission), or None when a retry may help.
+
+    Args:
+        err: an exception from psycopg.
+        where: host:port/db (or any context) named in the message.
+    """
+    if isinstance(err, DatabaseAccessDenied):
+        return err
+    if not isinstance(err, psycopg.Error):
+        return None
+    state = err.sqlstate or ""
+    primary = _first_line(err)
+    at = f" at {where}" if where else ""
+    if state.startswith("28") or (not state and "password authentication failed" in primary):
+        # libpq reports a failed login before any SQLSTATE reaches the client: match its fixed wording too.
+        return DatabaseAccessDenied(
+            f"authentication failed{at} (SQLSTATE {state or '28P01'}): {primary}; check the connection's user "
+            "and password — not retried"
+        )
+    if state == "42501":
+        return DatabaseAccessDenied(
+            f"permission denied{at} (SQLSTATE 42501): {primary}; the database role lacks this privilege "
+            "(see include/roles.py) — not retried"
+        )
+    return None
+
+
+def connection_lost(err: BaseException) -> bool:
+    """Whether `err` says the server went away (crash, restart, terminated backend, network)."""
+    if isinstance(err, psycopg.OperationalError) and not isinstance(err, psycopg.errors.QueryCanceled):
+        state = err.sqlstate or ""
+        return not state or state.startswith(_CONNECTION_LOST)
+    return False
+
+
+def describe_db_error(err: BaseException) -> str:
+    """One line for an error from psycopg: class, SQLSTATE, PostgreSQL's primary message (never DETAIL rows)."""
+    if not isinstance(err, psycopg.Error):
+        return f"{type(err).__name__}: {_first_line(err)}"
+    state = err.sqlstate or "-"
+    if connection_lost(err):
+        return (
+            f"the server closed the connection (crash or restart?) SQLSTATE {state}: "
+            f"{type(err).__name__}: {_first_line(err)}"
+        )
+    return f"{type(err).__name__} [{state}]: {_first_line(err)}"
+
+
+def _first_line(err: BaseException) -> str:
+    diag = getattr(err, "diag", None)
+    text = (diag.message_primary if diag is not None else None) or str(err) or type(err).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def connect(
     conninfo: str, *, schema: str = "public", application_name: str = "ecommerce_etl", **kwargs: Any
 ) -> psycopg.Connection[Any]:
     """Open a connection with `schema` first on the search_path.
 
     Raises:
+        DatabaseAccessDenied: wrong credentials or no CONNECT right (non-retryable).
         psycopg.OperationalError: the server cannot be reached (message names host:port/db).
     """
+    kwargs.setdefault("connect_timeout", 10)
     try:
-        conn = psycopg.connect(conninfo, application_name=application_name, connect_timeout=10, **kwargs)
+        conn = psycopg.connect(conninfo, application_name=application_name, **kwargs)
     except psycopg.OperationalError as err:
+        denied = classify_db_error(err, describe(conninfo))
+        if denied is not None:
+            raise denied from err
         raise psycopg.OperationalError(f"cannot connect to PostgreSQL at {describe(conninfo)}: {err}") from err
     with conn.cursor() as cur:
         # Quoted as an identifier inside the setting too, so a schema named with capitals is not folded to lower case.
@@ -106,33 +184,28 @@ def ident(*parts: str) -> sql.Composable:
     return sql.Identifier(*parts)
 
 
-# Serialises concurrent schema applications (parallel tasks racing on CREATE ... IF NOT EXISTS collide in the catalog).
-SCHEMA_LOCK_KEY = 7_300_421_156
+def apply_schema(conn: psycopg.Connection[Any], schema: str = "public") -> list[str]:
+    """Bring `schema` up to date: an alias of `include.migrations.migrate` (run it as the owner role)."""
+    from include.migrations import migrate
+
+    return migrate(conn, schema)
 
 
-def schema_tables() -> list[str]:
-    """The tables init_db.sql creates."""
-    return re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_FILE.read_text(encoding="utf-8"))
+def require_migrated(conn: psycopg.Connection[Any], schema: str = "public") -> None:
+    """Fail clearly when the warehouse schema was never migrated or lags this release (no DDL here).
 
-
-def apply_schema(conn: psycopg.Connection[Any], schema: str = "public") -> None:
-    """Create the schema and every table of init_db.sql if missing (idempotent, safe to run concurrently).
-
-    When every table already exists nothing is executed: `CREATE INDEX IF NOT EXISTS` would otherwise
-    wait for a running load's locks. Otherwise the DDL runs as one batch behind a transaction-scoped
-    advisory lock: in the caller's transaction, or as one implicit transaction on an autocommit connection.
+    Raises:
+        SchemaNotMigrated: the message says what to run.
     """
-    missing = conn.execute(
-        "SELECT count(*) FROM unnest(%s::text[]) AS t(name) WHERE to_regclass(format('%%I.%%I', %s::text, name)) IS NULL",
-        (schema_tables(), schema),
-    ).fetchone()
-    if missing and missing[0] == 0:
-        return
-    script = sql.SQL("SELECT pg_advisory_xact_lock({key}); CREATE SCHEMA IF NOT EXISTS {schema}; ").format(
-        key=sql.Literal(SCHEMA_LOCK_KEY), schema=ident(schema)
-    ).as_string(conn) + SCHEMA_FILE.read_text(encoding="utf-8")
-    with conn.cursor() as cur:
-        cur.execute(script.encode())
+    from include.migrations import pending
+
+    todo = pending(conn, schema)
+    if todo:
+        raise SchemaNotMigrated(
+            f"warehouse schema is not migrated ({schema} lacks {', '.join(m.file_name for m in todo)}): run "
+            "`python -m include.migrations` as the warehouse owner role (make run, make airflow and the "
+            "warehouse-init container do it at start-up)"
+        )
 
 
 def table_exists(conn: psycopg.Connection[Any], table: str, schema: str = "public") -> bool:

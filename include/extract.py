@@ -202,6 +202,21 @@ def detect_delimiter(header: str, expected: Iterable[str]) -> str:
     return best
 
 
+def _retry_after_seconds(value: str) -> float | None:
+    """Seconds asked by a Retry-After header (delta-seconds or HTTP date); None when it is neither."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (ValueError, TypeError):  # not a date at all: the normal backoff applies
+        return None
+    if parsed.tzinfo is None:  # "-0000" means an unknown zone: no instant to wait for
+        return None
+    return (parsed - datetime.now(UTC)).total_seconds()
+
+
 class ProductsApiClient:
     """GET a JSON array of products with a timeout, retries with backoff and Retry-After."""
 
@@ -216,12 +231,8 @@ class ProductsApiClient:
         self._sleep = sleep
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                seconds = float(retry_after)
-            except ValueError:
-                parsed = email.utils.parsedate_to_datetime(retry_after)
-                seconds = (parsed - datetime.now(UTC)).total_seconds() if parsed else 0.0
+        seconds = _retry_after_seconds(retry_after) if retry_after else None
+        if seconds is not None:
             return max(0.0, min(seconds, self.cfg.max_backoff_seconds))
         base = self.cfg.backoff_seconds * (2**attempt)
         return min(base * (0.5 + random.random() / 2), self.cfg.max_backoff_seconds)  # noqa: S311 - jitter, not crypto

@@ -1,9 +1,9 @@
 """DataLoader: the only writer of the warehouse tables.
 
-One transaction per run: take the load lock, apply the schema, COPY every clean file into a
-temporary staging table, upsert parents before children on natural keys (skipping unchanged rows,
-so an identical re-run writes nothing), replace this run's quarantine rows, write the audit ledger,
-refresh customer aggregates, commit. Any failure rolls everything back: a run lands whole or not at all.
+One transaction per run: take the load lock, COPY every clean file into a temporary staging table, upsert parents before children on natural keys (skipping unchanged rows,
+so an identical re-run writes nothing), replace this run's quarantine rows, append this attempt to the ledger,
+refresh customer aggregates, commit. The loader runs no DDL on the warehouse (only temporary staging
+tables): the schema is created and upgraded by include/migrations.py as the owner role. Any failure rolls everything back: a run lands whole or not at all.
 
 Merge semantics (declared per entity in `ENTITIES`): key = natural key; the last occurrence of a key
 in the input wins; an existing row is updated in place only when a value differs.
@@ -22,8 +22,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from include.database import apply_schema, connect, describe
+from include.database import classify_db_error, connect, describe, describe_db_error, require_migrated
 from include.extract import redact_emails
+from include.ledger import next_attempt
 from include.transform import CLEAN_COLUMNS, REJECT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,8 @@ def _reason(err: BaseException) -> str:
     """The error without the rows it quotes: PostgreSQL's DETAIL and CONTEXT repeat values (e-mails included)."""
     if isinstance(err, psycopg.Error):
         diag = err.diag
-        primary = diag.message_primary or type(err).__name__
         where = f" (table {diag.table_name}, constraint {diag.constraint_name})" if diag.constraint_name else ""
-        return f"{type(err).__name__} [{err.sqlstate or '-'}]: {redact_emails(primary)}{where}"
+        return f"{redact_emails(describe_db_error(err))}{where}"
     return f"{type(err).__name__}: {redact_emails(str(err))}"
 
 
@@ -234,15 +234,46 @@ class DataLoader:
         schema: str = "public",
         lock_timeout_seconds: int = 300,
         statement_timeout_seconds: int = 3600,
+        idle_in_transaction_timeout_seconds: int = 120,
+        tcp_user_timeout_seconds: int = 60,
+        keepalives_idle_seconds: int = 30,
     ):
         self.conninfo = conninfo
         self.schema = schema
         self.lock_timeout_seconds = lock_timeout_seconds
         self.statement_timeout_seconds = statement_timeout_seconds
+        self.idle_in_transaction_timeout_seconds = idle_in_transaction_timeout_seconds
+        self.tcp_user_timeout_seconds = tcp_user_timeout_seconds
+        self.keepalives_idle_seconds = keepalives_idle_seconds
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A connection that cannot hold the load lock forever.
+
+        A loader that stops inside its transaction (SIGSTOP, a frozen VM) is ended by the server after
+        ``idle_in_transaction_session_timeout``; a peer that vanished from the network is detected by TCP
+        keepalives and ``tcp_user_timeout`` (unacknowledged data). Between two statements of a load the
+        loader only reads its own staged files, so it never sits idle anywhere near that long by itself.
+        """
+        # Appended to the connection's own `options` extra, which a keyword argument would otherwise replace.
+        own = str(psycopg.conninfo.conninfo_to_dict(self.conninfo).get("options") or "")
+        return connect(
+            self.conninfo,
+            schema=self.schema,
+            keepalives=1,
+            keepalives_idle=self.keepalives_idle_seconds,
+            keepalives_interval=max(1, self.keepalives_idle_seconds // 3),
+            keepalives_count=3,
+            tcp_user_timeout=self.tcp_user_timeout_seconds * 1000,
+            options=(
+                f"{own} -c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_seconds * 1000}"
+                f" -c statement_timeout={self.statement_timeout_seconds * 1000}"
+                f" -c lock_timeout={self.lock_timeout_seconds * 1000}"
+            ),
+        )
 
     def existing_product_ids(self) -> set[int]:
         """Product ids already in the warehouse (orders may reference them)."""
-        with connect(self.conninfo, schema=self.schema) as conn:
+        with self._connect() as conn:
             reg = conn.execute("SELECT to_regclass('products') IS NOT NULL").fetchone()
             if not reg or not reg[0]:
                 return set()
@@ -261,18 +292,14 @@ class DataLoader:
         step = "connect"
         counts: dict[str, dict[str, int]] = {}
         try:
-            with connect(self.conninfo, schema=self.schema) as conn, conn.transaction(), conn.cursor() as cur:
+            with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+                step = "schema check"
+                require_migrated(
+                    conn, self.schema
+                )  # a clear "run the migrations" instead of "relation … does not exist"
                 step = "lock"
-                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{self.lock_timeout_seconds}s")))
-                cur.execute(
-                    sql.SQL("SET LOCAL statement_timeout = {}").format(
-                        sql.Literal(f"{self.statement_timeout_seconds}s")
-                    )
-                )
                 cur.execute("SET LOCAL work_mem = '256MB'")
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
-                step = "schema"
-                apply_schema(conn, self.schema)
                 for entity in ENTITIES:
                     src = sources[entity.source]
                     step = f"copy {entity.source} into staging"
@@ -300,6 +327,11 @@ class DataLoader:
                 self._write_ledger(cur, run_id, sources, counts, started_at)
                 step = "commit"
         except (psycopg.Error, OSError) as err:
+            denied = classify_db_error(err, describe(self.conninfo))
+            if denied is err:  # already classified by connect()
+                raise
+            if denied is not None:
+                raise denied from err
             raise LoadError(
                 f"load of run {run_id} into {describe(self.conninfo)} failed at step '{step}': {_reason(err)}; "
                 "rolled back, no table was changed"
@@ -360,26 +392,28 @@ class DataLoader:
         counts: Mapping[str, Mapping[str, int]],
         started_at: datetime,
     ) -> None:
-        for name, src in sources.items():
-            c = counts.get(name, {})
-            cur.execute(
-                "INSERT INTO etl_runs (etl_run_id, source, source_file, rows_read, rows_loaded, rows_rejected, rows_duplicate,"
-                " rows_inserted, rows_updated, started_at, finished_at, status)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'success')"
-                " ON CONFLICT (etl_run_id, source) DO UPDATE SET source_file = EXCLUDED.source_file, rows_read = EXCLUDED.rows_read,"
-                " rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected, rows_duplicate = EXCLUDED.rows_duplicate,"
-                " rows_inserted = EXCLUDED.rows_inserted, rows_updated = EXCLUDED.rows_updated, started_at = EXCLUDED.started_at,"
-                " finished_at = EXCLUDED.finished_at, status = EXCLUDED.status",
+        # Append-only: a re-executed committed run adds what THIS attempt did (e.g. 0 inserted / 0 updated)
+        # and the first attempt's row stays (readers count it through etl_runs_effective).
+        attempt = next_attempt(cur, run_id)
+        cur.executemany(
+            "INSERT INTO etl_runs (etl_run_id, attempt, source, source_file, rows_read, rows_loaded, rows_rejected,"
+            " rows_duplicate, rows_inserted, rows_updated, rows_unchanged, started_at, finished_at, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'success')",
+            [
                 (
                     run_id,
+                    attempt,
                     name,
                     src["source_file"],
                     src["rows_read"],
                     src["rows_loaded"],
                     src["rows_rejected"],
                     src["rows_duplicate"],
-                    c.get("inserted", 0),
-                    c.get("updated", 0),
+                    counts.get(name, {}).get("inserted", 0),
+                    counts.get(name, {}).get("updated", 0),
+                    counts.get(name, {}).get("unchanged", 0),
                     started_at,
-                ),
-            )
+                )
+                for name, src in sources.items()
+            ],
+        )

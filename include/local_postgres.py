@@ -36,7 +36,11 @@ class LocalServer:
 
     def url(self, database: str = "postgres", scheme: str = "postgresql") -> str:
         """Connection URL for `database` (scheme e.g. ``postgresql+psycopg`` for SQLAlchemy)."""
-        return f"{scheme}://{SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
+        return self.url_as(SUPERUSER, self.password, database, scheme)
+
+    def url_as(self, user: str, password: str, database: str, scheme: str = "postgresql") -> str:
+        """Connection URL for `database` as `user` (e.g. a warehouse role of include/roles.py)."""
+        return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
 
 
 def _bin(name: str) -> Path:

@@ -464,13 +464,13 @@ def collect_freshness(
     now = now or datetime.now(UTC)
     t = cfg.thresholds
     with connect(conninfo, schema=settings.schema, application_name="ecommerce_monitoring", autocommit=True) as conn:
-        if not table_exists(conn, "etl_runs", settings.schema):
+        if not table_exists(conn, "etl_runs_effective", settings.schema):
             newest: dict[str, datetime] = {}
         else:
             newest = dict(
                 conn.execute(
-                    sql.SQL("SELECT source, max(finished_at) FROM {} WHERE status = 'success' GROUP BY source").format(
-                        ident(settings.schema, "etl_runs")
+                    sql.SQL("SELECT source, max(finished_at) FROM {} GROUP BY source").format(
+                        ident(settings.schema, "etl_runs_effective")
                     )
                 ).fetchall()
             )
@@ -749,10 +749,11 @@ def collect_dag_status(
 
 # ------------------------------------------------------------------------------------------- persisting
 def ensure_metrics_table(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Fail with "warehouse schema is not migrated: run …" when the history table is missing (no DDL here)."""
     if not table_exists(conn, "monitoring_metrics", schema):
-        from include.database import apply_schema
+        from include.database import require_migrated
 
-        apply_schema(conn, schema)
+        require_migrated(conn, schema)
 
 
 def persist_metrics(

@@ -71,6 +71,9 @@ def load(
         schema=settings.schema,
         lock_timeout_seconds=settings.lock_timeout_seconds,
         statement_timeout_seconds=settings.statement_timeout_seconds,
+        idle_in_transaction_timeout_seconds=settings.idle_in_transaction_timeout_seconds,
+        tcp_user_timeout_seconds=settings.tcp_user_timeout_seconds,
+        keepalives_idle_seconds=settings.keepalives_idle_seconds,
     )
     result = loader.load(run_id, transformed["sources"], started_at)
     sources = {}

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 SEVERITIES = ("warn", "fail")
 CATEGORIES = ("completeness", "consistency", "freshness")
 RESULTS_TABLE = "data_quality_results"
-RUNS_TABLE = "etl_runs"
+RUNS_TABLE = "etl_runs_effective"  # the first successful attempt of each run (migration 0002)
 DEFAULT_EMAIL_PATTERN = r"^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$"
 
 # Column type families accepted by the checks (information_schema.columns.data_type).
@@ -565,9 +565,12 @@ def _null_rate(c: _Ctx, s: CheckSpec) -> _Outcome:
     total, nulls = c.one(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE {} IS NULL) FROM {}").format(col, c.table(s.table))
     )
-    rate = round(nulls / total, 4) if total else 0.0
+    exact = nulls / total if total else 0.0
+    rate = round(exact, 4)  # shown rounded, judged exact: 1/3 is above a max_rate of 0.3333
     mx = s.params["max_rate"]
-    return _Outcome(rate <= mx, rate, f"<= {mx:g}", f"{nulls} of {total} rows have a NULL {s.column} (rate {rate:.2%})")
+    return _Outcome(
+        exact <= mx, rate, f"<= {mx:g}", f"{nulls} of {total} rows have a NULL {s.column} (rate {rate:.2%})"
+    )
 
 
 def _unique(c: _Ctx, s: CheckSpec) -> _Outcome:
@@ -922,18 +925,15 @@ def execute_task(category: str, run_id: str, settings: Settings) -> dict[str, An
         LookupError: the warehouse Airflow connection is not defined.
         QualityCheckFailed: a ``fail`` check failed (after its results were persisted).
     """
-    from include.database import apply_schema, connect, conninfo_from_connection, describe
+    from include.database import connect, conninfo_from_connection, describe, require_migrated
 
     cfg = load_quality_config(settings)
-    conninfo = conninfo_from_connection(settings.conn_id)
+    conninfo = conninfo_from_connection(settings.reporting_conn_id)
     conn = connect(conninfo, schema=settings.schema, application_name=f"quality_{category}", autocommit=True)
     try:
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{settings.statement_timeout_seconds}s",))
-        apply_schema(conn, settings.schema)  # the history table must exist even before the first load
-        ledger = conn.execute("SELECT to_regclass('etl_runs') IS NOT NULL").fetchone()
-        loaded = bool(ledger and ledger[0]) and conn.execute("SELECT EXISTS (SELECT 1 FROM etl_runs)").fetchone() == (
-            True,
-        )
+        require_migrated(conn, settings.schema)  # created by the owner role's migrations, never here
+        loaded = conn.execute("SELECT EXISTS (SELECT 1 FROM etl_runs_effective)").fetchone() == (True,)
         if not loaded:
             # The daily safety-net run can come before the very first load: nothing to judge yet, not a failure.
             log.warning("%s checks skipped: no ETL load has reached %s yet", category, describe(conninfo))

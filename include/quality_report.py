@@ -201,18 +201,18 @@ def write(
 
 def execute_task(run_id: str, settings: Settings) -> dict[str, Any]:
     """What ``generate_quality_report`` does: connect, write the report under ``<reports_dir>/quality``."""
-    from include.database import apply_schema, connect, conninfo_from_connection
+    from include.database import connect, conninfo_from_connection, require_migrated
     from include.quality import load_quality_config
 
     cfg = load_quality_config(settings)
     conn = connect(
-        conninfo_from_connection(settings.conn_id),
+        conninfo_from_connection(settings.reporting_conn_id),
         schema=settings.schema,
         application_name="quality_report",
         autocommit=True,
     )
     try:
-        apply_schema(conn, settings.schema)  # a report before the first load shows "no results", not an error
+        require_migrated(conn, settings.schema)  # a migrated warehouse before the first load shows "no results"
         return write(conn, run_id, Path(settings.reports_dir) / "quality", settings.schema, cfg.history_runs)
     finally:
         conn.close()

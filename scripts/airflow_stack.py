@@ -23,8 +23,8 @@ What it does, in order:
 
 Interface: `base_url`, `token()`, `api(method, path, **kw)`, `warehouse_url`, `metadata_url`, `env`,
 `admin_user` / `admin_password`, `logs_dir`, `airflow_home`, `print_logs()`, `task_log(...)`.
-The warehouse database is empty: apply the schema yourself (``include.database.apply_schema``)
-or let the DAGs do it.
+The warehouse database is migrated at start (``include.migrations.migrate``, as the superuser here):
+the DAGs' loader runs no DDL.
 """
 
 from __future__ import annotations
@@ -173,6 +173,12 @@ class AirflowStack:
         self._server = local_postgres.start(self.pg_dir)
         self.metadata_url = local_postgres.create_database(self._server, METADATA_DB)
         self.warehouse_url = local_postgres.create_database(self._server, WAREHOUSE_DB)
+        import psycopg
+
+        from include.migrations import migrate
+
+        with psycopg.connect(self.warehouse_url, autocommit=True) as conn:
+            migrate(conn)
         self.env = self._build_env()
         (self.airflow_home / "simple_auth_manager_passwords.json.generated").write_text(
             json.dumps({self.admin_user: self.admin_password})

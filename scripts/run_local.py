@@ -2,6 +2,9 @@
 
 * Airflow's own metadata lives in an embedded PostgreSQL under `.local/` (git-ignored), which is
   also the warehouse unless `AIRFLOW_CONN_POSTGRES_DEFAULT` points elsewhere.
+* Before any DAG runs, the warehouse is migrated as its owner role (include/roles.py: roles
+  ecom_owner / ecom_loader / ecom_reporting, passwords in `.local/`); the DAGs' `postgres_default`
+  connection is the loader (no DDL), quality and monitoring use `postgres_reporting`.
 * `make run` runs `airflow dags test` for the ETL, then the quality and monitoring DAGs, prints a
   summary table and the report paths, and exits non-zero if any DAG run failed.
 * `make airflow` (`--serve`) starts the api-server, scheduler, dag-processor and triggerer on
@@ -52,7 +55,9 @@ def _secret(name: str, make: object) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(server: local_postgres.LocalServer, warehouse_url: str | None) -> dict[str, str]:
+def airflow_env(
+    server: local_postgres.LocalServer, warehouse_url: str | None, reporting_url: str | None = None
+) -> dict[str, str]:
     """The environment every Airflow process of the local setup shares."""
     from cryptography.fernet import Fernet
 
@@ -77,6 +82,9 @@ def airflow_env(server: local_postgres.LocalServer, warehouse_url: str | None) -
     )
     if warehouse_url:
         env["AIRFLOW_CONN_POSTGRES_DEFAULT"] = warehouse_url
+    if reporting_url:
+        env["AIRFLOW_CONN_POSTGRES_REPORTING"] = reporting_url
+        env["ECOM_REPORTING_CONN_ID"] = "postgres_reporting"
     return env
 
 
@@ -101,13 +109,15 @@ def prepare() -> tuple[local_postgres.LocalServer, dict[str, str], str]:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     server = local_postgres.start(PG_DIR)
     local_postgres.create_database(server, "airflow")
+    reporting_url = None
     if os.environ.get("AIRFLOW_CONN_POSTGRES_DEFAULT"):
         warehouse_url = None
         where = "your AIRFLOW_CONN_POSTGRES_DEFAULT"
+        migrate_own_warehouse()
     else:
-        warehouse_url = local_postgres.create_database(server, WAREHOUSE_DB)
+        warehouse_url, reporting_url = prepare_embedded_warehouse(server)
         where = f"embedded PostgreSQL 127.0.0.1:{server.port}/{WAREHOUSE_DB} (data in {PG_DIR.relative_to(ROOT)})"
-    env = airflow_env(server, warehouse_url)
+    env = airflow_env(server, warehouse_url, reporting_url)
     stamp = AIRFLOW_HOME / ".migrated"
     version = importlib.metadata.version("apache-airflow")
     if not stamp.exists() or stamp.read_text() != version:
@@ -117,6 +127,35 @@ def prepare() -> tuple[local_postgres.LocalServer, dict[str, str], str]:
     for name, (slots, description) in POOLS.items():
         _airflow(env, "pools", "set", name, str(slots), description)
     return server, env, where
+
+
+def prepare_embedded_warehouse(server: local_postgres.LocalServer) -> tuple[str, str]:
+    """Create the warehouse, its roles and schema (migrations as the owner); return (loader URL, reporting URL)."""
+    from include.roles import RoleNames, setup_warehouse
+
+    local_postgres.create_database(server, WAREHOUSE_DB)
+    names = RoleNames()
+    passwords = {
+        kind: _secret(f"warehouse-{kind}.password", lambda: secrets.token_urlsafe(18))
+        for kind in ("owner", "loader", "reporting")
+    }
+    applied = setup_warehouse(server.url(), WAREHOUSE_DB, load_config().schema, passwords, names)
+    log.info("warehouse schema %s", f"migrated: {', '.join(applied)}" if applied else "up to date")
+    return (
+        server.url_as(names.loader, passwords["loader"], WAREHOUSE_DB),
+        server.url_as(names.reporting, passwords["reporting"], WAREHOUSE_DB),
+    )
+
+
+def migrate_own_warehouse() -> None:
+    """Migrate the warehouse of your AIRFLOW_CONN_POSTGRES_DEFAULT with that connection (it must be allowed DDL)."""
+    from include.database import conninfo_from_connection
+    from include.migrations import migrate
+
+    settings = load_config()
+    with psycopg.connect(conninfo_from_connection(settings.conn_id), autocommit=True) as conn:
+        applied = migrate(conn, settings.schema)
+    log.info("warehouse schema %s", f"migrated: {', '.join(applied)}" if applied else "up to date")
 
 
 def _warehouse_conninfo(env: dict[str, str]) -> str:
@@ -136,7 +175,8 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
         out(f"{dag_id:<26}{'success' if rc == 0 else 'FAILED':<10}{seconds:>8.1f}  {log_file.relative_to(ROOT)}\n")
     try:
         with connect(_warehouse_conninfo(env), schema=load_config().schema) as conn:
-            row = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchone()
+            # The ledger counts each run once (its first successful attempt): etl_runs_effective.
+            row = conn.execute("SELECT etl_run_id FROM etl_runs_effective ORDER BY finished_at DESC LIMIT 1").fetchone()
             if row:
                 out(f"\nlast ETL run {row[0]}:\n")
                 out(
@@ -144,7 +184,7 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
                 )
                 for r in conn.execute(
                     "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
-                    " source_file FROM etl_runs WHERE etl_run_id = %s ORDER BY source",
+                    " source_file FROM etl_runs_effective WHERE etl_run_id = %s ORDER BY source",
                     (row[0],),
                 ):
                     out(f"{r[0]:<14}{r[1]:>9}{r[2]:>9}{r[3]:>9}{r[4]:>9}{r[5]:>9}{r[6]:>9}  {r[7]}\n")

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from include import local_postgres
-from include.database import apply_schema
+from include.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,19 +71,19 @@ def new_database(server: local_postgres.LocalServer, label: str = "t") -> str:
 
 @pytest.fixture(scope="module")
 def module_db(pg_server: local_postgres.LocalServer, request: pytest.FixtureRequest) -> str:
-    """URL of a database with the warehouse schema, owned by one test module."""
+    """URL of a database migrated to the current schema (include/migrations), owned by one test module."""
     url = new_database(pg_server, request.module.__name__.rsplit(".", 1)[-1])
     with psycopg.connect(url) as conn:
-        apply_schema(conn)
+        migrate(conn)
     return url
 
 
 @pytest.fixture
 def fresh_db(pg_server: local_postgres.LocalServer, request: pytest.FixtureRequest) -> str:
-    """URL of a brand-new database with the warehouse schema, owned by one test."""
+    """URL of a brand-new database migrated to the current schema, owned by one test."""
     url = new_database(pg_server, request.node.name)
     with psycopg.connect(url) as conn:
-        apply_schema(conn)
+        migrate(conn)
     return url
 
 

@@ -49,11 +49,16 @@ class SmtpSink:
     port: int
     mails: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refuse: bool = False  # answer every message with a permanent error (a delivery that fails)
+    refused: list[str] = field(default_factory=list)  # subjects of the refused messages
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         parts = [p.get_content() for p in msg.walk() if p.get_content_maintype() == "text"]
         with self.lock:
+            if self.refuse:
+                self.refused.append(str(msg["Subject"]))
+                return "554 5.7.1 Message refused by the test"
             self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), str(msg["Subject"]), "\n".join(parts)))
         return "250 Message accepted for delivery"
 
@@ -224,13 +229,17 @@ def test_recovered_message_once_and_no_repeat_while_failing(
 def test_delivery_failure_is_logged_and_does_not_mask_the_failure(
     env: dict[str, str], smtp_sink: SmtpSink, httpserver: Any
 ) -> None:
-    env = {**env, "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn(free_port())}  # nobody listens there
+    smtp_sink.refuse = True  # the real server is reached and refuses the message
     httpserver.clear()
     httpserver.expect_request(SLACK_PATH, method="POST").respond_with_data("boom", status=500)
     result = run_scenario(env, "retry")
     assert result["states"] == ["failed"]  # the run is still red
-    assert "could not deliver alert" in result["log"]
+    # both channels were tried, both failed, each failure is logged, and nothing was delivered
+    assert smtp_sink.refused == ["[FAILED] alert_retry / always_fails"]
     assert smtp_sink.mails == []
+    assert len(slack_posts(httpserver)) == 1
+    assert "could not deliver alert '[FAILED] alert_retry / always_fails' by email" in result["log"]
+    assert "could not deliver alert '[FAILED] alert_retry / always_fails' by slack" in result["log"]
 
 
 @pytest.mark.slow

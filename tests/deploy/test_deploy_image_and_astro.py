@@ -209,7 +209,8 @@ def test_warehouse_init_script_creates_the_database_and_schema_idempotently(
         "PGUSER": url.username or "postgres",
         "PGPASSWORD": pg_server.password,
         "WAREHOUSE_DB": db,
-        "SCHEMA_FILE": str(ROOT / "init_db.sql"),
+        "MIGRATIONS_DIR": str(ROOT / "include" / "migrations"),
+        "ROLES_SQL": str(ROOT / "include" / "roles.sql"),
         "WAIT_SECONDS": "10",
     }
     script = str(ROOT / "scripts" / "container_init_warehouse.sh")
