@@ -72,15 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
 
     from include import backup, privacy
-    from include.database import connect, conninfo_from_connection
+    from include.database import conninfo_from_connection
 
     settings = load_config()
     cfg = privacy.privacy_config(settings)
     conninfo = conninfo_from_connection(settings.conn_id)
     actor = f"cli:{getpass.getuser()}"
-    with connect(conninfo, schema=settings.schema) as conn:
-        privacy.apply_migration(conn)  # until the numbered-migration runner applies 0005 everywhere
-        conn.commit()
 
     if args.command == "request":
         address = os.environ.get("ECOM_PRIVACY_EMAIL", "")

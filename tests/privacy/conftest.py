@@ -15,7 +15,7 @@ import pytest
 
 from include import pipeline
 from include.config_loader import Settings, load_config
-from include.privacy import Dirs, PrivacyConfig, apply_migration, privacy_config
+from include.privacy import Dirs, PrivacyConfig, privacy_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "raw"
@@ -84,8 +84,6 @@ def warehouse(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ECOM_BACKUP_DIR", str(tmp_path / "backups"))
     settings = load_config()
     cfg = privacy_config(settings)
-    with psycopg.connect(fresh_db) as conn:
-        apply_migration(conn)
     wh = Warehouse(fresh_db, settings, cfg, Dirs.of(settings, cfg), raw, tmp_path)
     wh.reload("run-1")
     # A report that quotes the subject (e.g. an operator's CSV extract next to the HTML reports).
