@@ -63,7 +63,7 @@ def privacy_requests() -> None:
         run_id, actor = _run()
         request_id = get_current_context()["params"].get("request_id") or None
         done = process_requests(
-            conninfo_from_connection(settings.conn_id),
+            conninfo_from_connection(cfg.conn_id or settings.conn_id),
             settings.schema,
             Dirs.of(settings, cfg),
             secret_key(cfg.key_conn_id),
@@ -98,7 +98,7 @@ def privacy_maintenance() -> None:
         cfg = privacy_config(settings)
         run_id, actor = _run()
         return reapply_erasures(
-            conninfo_from_connection(settings.conn_id),
+            conninfo_from_connection(cfg.conn_id or settings.conn_id),
             settings.schema,
             secret_key(cfg.key_conn_id),
             cfg.backup_dir,
@@ -115,7 +115,7 @@ def privacy_maintenance() -> None:
         cfg = privacy_config(settings)
         run_id, actor = _run()
         return enforce_retention(
-            conninfo_from_connection(settings.conn_id),
+            conninfo_from_connection(cfg.conn_id or settings.conn_id),
             settings.schema,
             cfg,
             Dirs.of(settings, cfg),
@@ -133,7 +133,7 @@ def privacy_maintenance() -> None:
         cfg = privacy_config(settings)
         run_id, _ = _run()
         return backup_and_check(
-            conninfo_from_connection(settings.conn_id), cfg, secret_key(cfg.backup_key_conn_id), run_id
+            conninfo_from_connection(cfg.conn_id or settings.conn_id), cfg, secret_key(cfg.backup_key_conn_id), run_id
         )
 
     reapply_erasures() >> enforce_retention() >> backup_and_restore_check()

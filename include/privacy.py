@@ -59,6 +59,9 @@ class PrivacyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Warehouse connection of the privacy DAGs; null = database.conn_id. With least-privilege roles use the
+    # owner: erasure VACUUMs the tables it changed and restore-check creates its scratch database (CREATEDB).
+    conn_id: str | None = None
     key_conn_id: str = "privacy_key"
     backup_key_conn_id: str = "backup_key"
     requests_schedule: str | None = "@hourly"

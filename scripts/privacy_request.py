@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_config()
     cfg = privacy.privacy_config(settings)
-    conninfo = conninfo_from_connection(settings.conn_id)
+    conninfo = conninfo_from_connection(cfg.conn_id or settings.conn_id)
     actor = f"cli:{getpass.getuser()}"
 
     if args.command == "request":
