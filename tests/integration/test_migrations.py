@@ -73,7 +73,7 @@ def test_round1_warehouse_upgrades_in_place_keeping_its_rows(pg_server: local_po
         with pytest.raises(SchemaNotMigrated, match="warehouse schema is not migrated"):
             require_migrated(conn)
 
-        assert migrate(conn) == ["0001_baseline.sql", "0002_ledger.sql"]
+        assert migrate(conn) == [m.file_name for m in discover()]
 
         assert conn.execute("SELECT order_reference, total_amount, etl_run_id FROM orders").fetchall() == before
         assert conn.execute("SELECT email, first_name FROM customers").fetchall() == [("a@b.example", "Ana")]
@@ -131,7 +131,7 @@ def test_a_new_migration_is_applied_once_and_a_failing_one_rolls_back(fresh_db: 
         assert migrate(conn, directory=mig) == ["9001_extra.sql"]
         assert migrate(conn, directory=mig) == []
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-        assert versions == [1, 2, 9001]
+        assert versions == [*(m.version for m in discover()), 9001]
         # a release that lacks 9001 refuses to run against this schema
         with pytest.raises(MigrationError, match="at migration 9001_extra, which this release does not have"):
             pending(conn)
@@ -155,7 +155,7 @@ def test_concurrent_migrators_apply_each_migration_once(pg_server: local_postgre
     for t in threads:
         t.join(60)
     assert not errors
-    assert sorted(results, key=len) == [[], [], [], ["0001_baseline.sql", "0002_ledger.sql"]]
+    assert sorted(results, key=len) == [[], [], [], [m.file_name for m in discover()]]
 
 
 def test_migration_files_are_well_named() -> None:
