@@ -38,11 +38,12 @@ from typing import Any
 import pandas as pd
 import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from include.config_loader import ConfigError, Settings, read_config_file
 from include.database import connect
 from include.load import LOAD_LOCK_KEY
+from include.settings.privacy import PrivacyConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,58 +53,6 @@ ERASED_DOMAIN = "erased.invalid"
 SUPPRESSIONS_FILE = "suppressions.json"
 _TEXT_SUFFIXES = {".csv", ".json", ".jsonl", ".ndjson", ".html", ".htm", ".txt", ".md", ".log", ".xml", ".tsv"}
 _EMAIL_LIKE = re.compile(r"[^\s\"'<>(),;:\[\]{}\\]+@[^\s\"'<>(),;:\[\]{}\\]+")
-
-
-class PrivacyConfig(BaseModel):
-    """The ``privacy:`` section of config.yaml (durations: null = keep forever)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # Warehouse connection of the privacy DAGs; null = database.conn_id. With least-privilege roles use the
-    # owner: erasure VACUUMs the tables it changed and restore-check creates its scratch database (CREATEDB).
-    conn_id: str | None = None
-    key_conn_id: str = "privacy_key"
-    backup_key_conn_id: str = "backup_key"
-    requests_schedule: str | None = "@hourly"
-    maintenance_schedule: str | None = "30 2 * * *"
-    exports_dir: Path = Path(".local/exports")
-    archive_dir: Path | None = None
-    backup_dir: Path = Path(".local/backups")
-    pg_bin_dir: Path | None = None
-    scratch_database: str | None = None
-    sessions_months: int | None = Field(13, ge=1)
-    rejected_days: int | None = Field(90, ge=1)
-    staging_days: int | None = Field(7, ge=1)
-    reports_days: int | None = Field(90, ge=1)
-    archive_days: int | None = Field(30, ge=1)
-    exports_days: int | None = Field(30, ge=1)
-    backups_keep: int = Field(7, ge=1)
-    backup_max_age_hours: float = Field(26, gt=0)
-
-    @field_validator("scratch_database")
-    @classmethod
-    def _plain_identifier(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[a-z_][a-z0-9_]{0,62}$", v):
-            raise ValueError("must be a plain lower-case identifier")
-        return v
-
-    def resolved(self, base: Path) -> PrivacyConfig:
-        """Relative paths made absolute against `base` (the directory of config.yaml)."""
-
-        def fix(p: Path | None) -> Path | None:
-            if p is None:
-                return None
-            p = Path(os.path.expandvars(os.path.expanduser(str(p))))
-            return p if p.is_absolute() else (base / p).resolve()
-
-        return self.model_copy(
-            update={
-                "exports_dir": fix(self.exports_dir),
-                "archive_dir": fix(self.archive_dir),
-                "backup_dir": fix(self.backup_dir),
-                "pg_bin_dir": fix(self.pg_bin_dir),
-            }
-        )
 
 
 # Environment overrides, like the ECOM_*_DIR ones of config_loader.

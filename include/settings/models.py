@@ -25,6 +25,7 @@ from include.settings.base import (
     key_error,
 )
 from include.settings.monitoring import MonitoringSection
+from include.settings.privacy import PrivacyConfig
 
 Encoding = Literal["auto", "utf-8", "cp1252", "latin-1"]
 DateFormat = Literal["iso8601", "dd/mm/yyyy", "mm/dd/yyyy", "yyyy-mm-dd"]
@@ -162,8 +163,9 @@ class AppConfig(StrictModel):
     quality: QualitySection | None = None
     monitoring: MonitoringSection = MonitoringSection()
     alerting: AlertingSection = AlertingSection()
+    privacy: PrivacyConfig = PrivacyConfig()
 
-    @field_validator("monitoring", "alerting", mode="before")
+    @field_validator("monitoring", "alerting", "privacy", mode="before")
     @classmethod
     def _empty_is_default(cls, value: Any) -> Any:
         return {} if value is None else value
