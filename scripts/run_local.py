@@ -23,10 +23,12 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from include import local_postgres
 from include.config_loader import load_config
 from include.database import connect
+from include.run_summary import results_block
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -42,6 +44,13 @@ DAG_FILES = {
 POOLS = {"warehouse_load": (1, "Serialises warehouse loads")}
 
 log = logging.getLogger("make-run")
+
+# The newest successful run: the first successful attempt per run id (view of migration 0002) when it exists.
+_LAST_SUCCESS = """
+SELECT etl_run_id, max(finished_at) FROM {ledger}
+ WHERE status = 'success'
+ GROUP BY etl_run_id ORDER BY max(finished_at) DESC LIMIT 1
+"""
 
 
 def _secret(name: str, make: object) -> str:
@@ -131,20 +140,29 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
     out = sys.stdout.write
     out("\n== make run: summary ==\n")
     out(f"warehouse: {where}\n\n")
-    out(f"{'DAG':<26}{'result':<10}{'seconds':>8}  log\n")
-    for dag_id, (rc, seconds, log_file) in results.items():
-        out(f"{dag_id:<26}{'success' if rc == 0 else 'FAILED':<10}{seconds:>8.1f}  {log_file.relative_to(ROOT)}\n")
+    out("\n".join(results_block(results, ROOT)) + "\n")
+    etl_failed = results.get(DAGS[0], (0, 0.0, ROOT))[0] != 0
     try:
         with connect(_warehouse_conninfo(env), schema=load_config().schema) as conn:
-            row = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchone()
+            has_view = conn.execute("SELECT to_regclass('etl_runs_effective') IS NOT NULL").fetchone()
+            ledger = sql.Identifier("etl_runs_effective" if has_view and has_view[0] else "etl_runs")
+            row = conn.execute(sql.SQL(_LAST_SUCCESS).format(ledger=ledger)).fetchone()
             if row:
-                out(f"\nlast ETL run {row[0]}:\n")
+                # After a failed run the newest ledger rows are an older run's: say so, or it reads like success.
+                title = (
+                    f"previous successful ETL run ({row[0]}, finished {row[1]:%Y-%m-%d %H:%M %Z})"
+                    if etl_failed
+                    else f"last ETL run {row[0]}"
+                )
+                out(f"\n{title}:\n")
                 out(
                     f"{'source':<14}{'read':>9}{'loaded':>9}{'rejected':>9}{'dupl.':>9}{'inserted':>9}{'updated':>9}  file\n"
                 )
                 for r in conn.execute(
-                    "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
-                    " source_file FROM etl_runs WHERE etl_run_id = %s ORDER BY source",
+                    sql.SQL(
+                        "SELECT source, rows_read, rows_loaded, rows_rejected, rows_duplicate, rows_inserted, rows_updated,"
+                        " source_file FROM {ledger} WHERE etl_run_id = %s AND status = 'success' ORDER BY source"
+                    ).format(ledger=ledger),
                     (row[0],),
                 ):
                     out(f"{r[0]:<14}{r[1]:>9}{r[2]:>9}{r[3]:>9}{r[4]:>9}{r[5]:>9}{r[6]:>9}  {r[7]}\n")
@@ -207,8 +225,7 @@ def run_once() -> int:
         results[dag_id] = (rc, time.monotonic() - t, log_file)
         if rc != 0:
             failed = True
-            tail = log_file.read_text(errors="replace").splitlines()[-40:]
-            sys.stderr.write(f"\n--- {dag_id} FAILED; last lines of {log_file}:\n" + "\n".join(tail) + "\n")
+            log.error("%s FAILED; the summary below says why (full log: %s)", dag_id, log_file.relative_to(ROOT))
     print_summary(env, results, where)
     return 1 if failed else 0
 
