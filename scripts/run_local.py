@@ -19,6 +19,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -230,12 +231,52 @@ def run_once() -> int:
     return 1 if failed else 0
 
 
-def serve() -> int:
+API_URL = "http://localhost:8080"
+
+
+def _unpause(
+    dag_ids: tuple[str, ...], password: str, procs: list[subprocess.Popen[bytes]], timeout: float = 300
+) -> None:
+    """Unpause `dag_ids` through the REST API once the api-server answers and the dag-processor has parsed them."""
+    import requests
+
+    pending = list(dag_ids)
+    deadline = time.monotonic() + timeout
+    token = None
+    while pending and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(3)
+        try:
+            if token is None:
+                r = requests.post(f"{API_URL}/auth/token", json={"username": "admin", "password": password}, timeout=5)
+                r.raise_for_status()
+                token = r.json()["access_token"]
+            for dag_id in list(pending):
+                r = requests.patch(
+                    f"{API_URL}/api/v2/dags/{dag_id}",
+                    json={"is_paused": False},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5,
+                )
+                if r.status_code == 200:
+                    pending.remove(dag_id)
+                    log.info("unpaused %s", dag_id)
+        except requests.RequestException:
+            continue  # the api-server is still starting, or the DAG is not parsed yet (404): try again
+    if pending:
+        log.warning("could not unpause %s; unpause them in the UI", ", ".join(pending))
+
+
+def serve(paused: bool = False) -> int:
     _, env, where = prepare()
     pw_file = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     if not pw_file.exists():
         pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
     password = json.loads(pw_file.read_text())["admin"]
+    # The monitoring DAG reads DAG runs through this connection: REST API of the api-server started below.
+    env["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps(
+        {"conn_type": "http", "host": API_URL, "login": "admin", "password": password}
+    )
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = str(paused)
     logs = LOCAL / "logs" / "serve"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
@@ -253,10 +294,18 @@ def serve() -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    dag_ids = tuple(d for d in DAGS if (ROOT / "dags" / DAG_FILES[d]).exists())
+    if paused:
+        state = "DAGs stay paused (PAUSED=1): unpause one in the UI before triggering it"
+    else:
+        state = f"DAGs unpaused once parsed: {', '.join(dag_ids)} (they run on their schedules; `make airflow PAUSED=1` keeps them paused)"
+        threading.Thread(target=_unpause, args=(dag_ids, password, procs), daemon=True).start()
     sys.stdout.write(
-        f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
+        f"Airflow UI: {API_URL}  (user admin, password {password})\nwarehouse: {where}\n{state}\n"
+        f"monitoring reads DAG runs through the connection airflow_api -> {API_URL}\n"
         f"component logs: {logs}\nCtrl-C stops everything.\n"
     )
+    sys.stdout.flush()
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
@@ -276,6 +325,7 @@ def serve() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         local_postgres.stop(PG_DIR)
+        sys.stdout.write("stopped: Airflow components and the embedded PostgreSQL are down\n")
 
 
 def main() -> int:
@@ -283,12 +333,18 @@ def main() -> int:
     parser.add_argument(
         "--serve", action="store_true", help="serve the Airflow UI with the scheduler instead of running once"
     )
+    parser.add_argument(
+        "--paused",
+        action="store_true",
+        default=os.environ.get("PAUSED", "") not in ("", "0", "false", "False"),
+        help="with --serve: leave the DAGs paused (default: unpaused, so a trigger runs; env PAUSED=1 does the same)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)  # before anything imports airflow (it would create ~/airflow)
     logging.getLogger("airflow").setLevel(logging.WARNING)  # its start-up chatter would land inside the summary
     try:
-        return serve() if args.serve else run_once()
+        return serve(args.paused) if args.serve else run_once()
     finally:
         if not args.serve:
             local_postgres.stop(PG_DIR)

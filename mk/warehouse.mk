@@ -1,0 +1,14 @@
+# The warehouse one command away (scripts/warehouse.py): the embedded PostgreSQL starts when needed.
+.PHONY: psql db-url reset-warehouse warehouse-stop
+
+psql: venv ## interactive psql 18 on the warehouse (ARGS="-c 'select 1'" runs one command)
+	@$(BIN)/python -m scripts.warehouse psql --args="$(ARGS)"
+
+db-url: venv ## print the warehouse URL with its password (for a GUI client; the server keeps running)
+	@$(BIN)/python -m scripts.warehouse url
+
+reset-warehouse: venv ## empty data, quarantine, ledger and file registry; keep privacy_* tables and the Airflow home
+	@$(BIN)/python -m scripts.warehouse reset
+
+warehouse-stop: venv ## stop the embedded PostgreSQL that psql/db-url started
+	@$(BIN)/python -m scripts.warehouse stop
