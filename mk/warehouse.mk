@@ -12,3 +12,7 @@ reset-warehouse: venv ## empty data, quarantine, ledger and file registry; keep 
 
 warehouse-stop: venv ## stop the embedded PostgreSQL that psql/db-url started
 	@$(BIN)/python -m scripts.warehouse stop
+
+.PHONY: schema-doc
+schema-doc: venv ## regenerate docs/schema.md from a freshly migrated scratch database
+	@$(BIN)/python -m scripts.schema_doc
