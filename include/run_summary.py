@@ -120,7 +120,7 @@ def failure_from_log(log_file: Path) -> TaskFailure | None:
         text = log_file.read_text(errors="replace")
     except FileNotFoundError:
         return None
-    failures = failures_from_log(text)
+    failures = sorted(failures_from_log(text))
     if not failures:
         return None
     task_id, cls, msg = failures[0]
@@ -141,16 +141,17 @@ def fallback_reason(log_file: Path) -> str:
 
 
 def failure_lines(dag_id: str, log_file: Path, root: Path | None = None) -> list[str]:
-    """The lines the ``make run`` summary prints under a failed DAG."""
+    """The lines the ``make run`` summary prints under a failed DAG: each failed task (by name) and its reason."""
     shown = log_file.relative_to(root) if root and log_file.is_relative_to(root) else log_file
-    f = failure_from_log(log_file)
-    if f is None:
+    try:
+        failures = sorted(failures_from_log(log_file.read_text(errors="replace")))
+    except FileNotFoundError:
+        failures = []
+    if not failures:
         return [f"  {dag_id}: {fallback_reason(log_file)}", f"    log: {shown}"]
-    out = [f"  {dag_id}: task {f.task_id} failed: {f.reason}"]
-    if f.also_failed:
-        out.append(f"    also failed: {', '.join(f.also_failed)}")
-    if f.runbook:
-        out.append(f"    what to do: {f.runbook}")
+    out = [f"  {dag_id}: task {task} failed: {reason_line(cls, msg)}" for task, cls, msg in failures]
+    links = dict.fromkeys(link for _, cls, _ in failures if (link := runbook_link(cls)))
+    out += [f"    what to do: {link}" for link in links]
     out.append(f"    log: {shown}")
     return out
 
