@@ -32,6 +32,7 @@ RUNBOOK_ANCHORS: dict[str, str] = {
     "QualityCheckFailed": "quality-check-failed",
     "MonitoringBreach": "monitoring-breach",
     "AirflowTaskTimeout": "task-timeout",
+    "AirflowApiError": "airflow-api-error",
 }
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
