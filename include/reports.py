@@ -37,13 +37,13 @@ MIN_POINTS = 4  # fewer runs than this make a trend line misleading: show the va
 
 
 def fmt_value(value: float | None, unit: str = "") -> str:
-    """A value with its unit: ``1,250 rows``, ``82.45 %``, ``3.2 h``; ``n/a`` for None."""
+    """A value with its unit: ``1,250 rows``, ``82.45%``, ``3.50 h``; ``n/a`` for None."""
     if value is None:
         return "n/a"
     text = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
     if not unit:
         return text
-    return f"{text}{unit}" if unit in ("%", "s", "h", "ms") else f"{text} {unit}"
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
 def _when(x: datetime | str) -> str:

@@ -16,7 +16,7 @@ def _pts(values: list[float | None]) -> list[tuple[datetime, float | None]]:
 def test_values_carry_units() -> None:
     assert fmt_value(1250, "rows") == "1,250 rows"
     assert fmt_value(82.454, "%") == "82.45%"
-    assert fmt_value(3.5, "h") == "3.50h"
+    assert fmt_value(3.5, "h") == "3.50 h"
     assert fmt_value(None, "ms") == "n/a"
 
 
