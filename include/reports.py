@@ -115,7 +115,8 @@ def _plot(title: str, series: Mapping[str, Sequence[tuple[Any, float | None]]], 
         bounds = x_range(series)
         if bounds:
             ax.set_xlim(*bounds)  # the data's own range, never matplotlib's default span of years
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v, unit)))
+        # Tick labels need the precision of the tick step (0.991 vs 0.993), which fmt_value's 2 decimals lose.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}{'' if unit == '%' else ' '}{unit}".strip()))
         ax.set_title(title)
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)

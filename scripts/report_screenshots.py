@@ -40,11 +40,13 @@ def main() -> int:
                     log.warning("no %s report at %s", kind, path)
                     continue
                 page.goto(path.as_uri())
-                trends = page.locator("h2", has_text="Trends")
                 out = IMAGES / f"report-{kind}-trends-{args.suffix}.png"
-                # The trends section: from its heading to the end of the page.
-                trends.scroll_into_view_if_needed()
-                page.screenshot(path=str(out), full_page=True)
+                # The trends section: from its heading down (at most 2,400 px).
+                box = page.locator("h2", has_text="Trends").bounding_box()
+                height = page.evaluate("document.documentElement.scrollHeight")
+                top = box["y"] if box else 0
+                clip = {"x": 0, "y": top, "width": 1100, "height": min(2400, height - top)}
+                page.screenshot(path=str(out), full_page=True, clip=clip)
                 log.info("wrote %s", out.relative_to(ROOT))
         finally:
             browser.close()
