@@ -191,7 +191,11 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
                         (q[0],),
                     ).fetchall()
                     out(
-                        "quality checks (last run): "
+                        (
+                            "quality checks (previous run; not run this time): "
+                            if etl_failed
+                            else "quality checks (last run): "
+                        )
                         + ", ".join(f"{sev}/{status}={n}" for sev, status, n in rows)
                         + "\n"
                     )
