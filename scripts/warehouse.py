@@ -70,7 +70,11 @@ def reset(url: str, schema: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("psql", "url", "reset", "stop"))
-    parser.add_argument("--args", default="", help="psql: extra arguments as one shell-quoted string")
+    parser.add_argument(
+        "--args",
+        default=os.environ.get("ARGS", ""),
+        help="psql: extra arguments as one shell-quoted string (default: $ARGS, as `make psql ARGS=...` sets it)",
+    )
     a = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if a.action == "stop":
