@@ -73,10 +73,16 @@ def monitoring_dag() -> None:
 
     @task
     def check_dag_status() -> dict[str, int]:
-        from include.monitoring import AirflowApiClient, collect_dag_status
+        from include.database import conninfo_from_connection
+        from include.monitoring import AirflowApiClient, collect_dag_status, collect_etl_status_from_ledger
 
-        cfg = monitoring_config(load_config())
+        settings = load_config()
+        cfg = monitoring_config(settings)
         client = AirflowApiClient.from_connection(cfg.api_conn_id, cfg.api_timeout_seconds)
+        if client is None:  # no REST API (make run): the ETL's health from the run ledger etl_runs
+            conninfo = conninfo_from_connection(settings.conn_id)
+            metrics = collect_etl_status_from_ledger(cfg, conninfo, settings.schema, settings.dag_id)
+            return _store_and_judge("check_dag_status", metrics)
         return _store_and_judge("check_dag_status", collect_dag_status(cfg, client))
 
     @task

@@ -599,6 +599,83 @@ def collect_dag_status(
     return out
 
 
+# The latest attempt of each ETL run id (ledger of migration 0002): failed when any of its rows is.
+_LEDGER_RUNS = """
+WITH latest AS (
+    SELECT etl_run_id, max(attempt) AS attempt FROM {ledger} GROUP BY etl_run_id
+)
+SELECT bool_or(r.status IN ('failed', 'aborted')) AS failed, max(r.finished_at) AS finished_at
+  FROM {ledger} r JOIN latest l USING (etl_run_id, attempt)
+ GROUP BY r.etl_run_id
+ ORDER BY max(r.finished_at) DESC
+ LIMIT %s
+"""
+
+
+def collect_etl_status_from_ledger(
+    cfg: MonitoringConfig,
+    conninfo: str,
+    schema: str = "public",
+    etl_dag_id: str = "etl_ecommerce_pipeline",
+    now: datetime | None = None,
+) -> list[Metric]:
+    """ETL health from the warehouse's run ledger, for when the Airflow API is not configured.
+
+    Consecutive failed runs (status failed/aborted of each run id's latest attempt, newest first),
+    failed runs among the last ``recent_runs`` and hours since the last success, judged like the API's.
+    """
+    now = now or datetime.now(UTC)
+    t = cfg.thresholds
+    note = Metric(
+        "airflow.api_reachable",
+        None,
+        status="skipped",
+        message=f"no Airflow connection '{cfg.api_conn_id}' configured: ETL health judged from etl_runs",
+        category="airflow",
+    )
+    with connect(conninfo, schema=schema) as conn:
+        if not table_exists(conn, "etl_runs", schema):
+            return [note, judge("dag.consecutive_failures", None, t, subject=etl_dag_id, message="no etl_runs table")]
+        try:
+            rows = conn.execute(
+                sql.SQL(_LEDGER_RUNS).format(ledger=ident(schema, "etl_runs")), (cfg.recent_runs,)
+            ).fetchall()
+        except psycopg.errors.UndefinedColumn:
+            return [
+                note,
+                judge(
+                    "dag.consecutive_failures",
+                    None,
+                    t,
+                    subject=etl_dag_id,
+                    message="etl_runs has no attempt/status columns yet (migration 0002 not applied)",
+                ),
+            ]
+    streak = 0
+    for failed, _ in rows:
+        if not failed:
+            break
+        streak += 1
+    failures = sum(1 for failed, _ in rows if failed)
+    source = "from the run ledger etl_runs"
+    out = [
+        note,
+        judge(
+            "dag.consecutive_failures",
+            streak,
+            t,
+            subject=etl_dag_id,
+            message=f"{streak} consecutive failed run(s) {source} ({len(rows)} run(s) examined)",
+        ),
+        judge("dag.failed_runs", failures, t, subject=etl_dag_id, message=f"of the last {len(rows)} runs, {source}"),
+    ]
+    successes = [at for failed, at in rows if not failed and at is not None]
+    if successes:
+        hours = max(0.0, (now - max(successes)).total_seconds() / 3600)
+        out.append(judge("dag.hours_since_success", round(hours, 3), t, subject=etl_dag_id))
+    return out
+
+
 # ------------------------------------------------------------------------------------------- persisting
 def ensure_metrics_table(conn: psycopg.Connection[Any], schema: str) -> None:
     """Fail with "warehouse schema is not migrated: run …" when the history table is missing (no DDL here)."""

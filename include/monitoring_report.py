@@ -18,7 +18,7 @@ from psycopg import sql
 from include.config_loader import Settings
 from include.database import connect, ident, table_exists
 from include.monitoring import _RANK, MonitoringConfig
-from include.reports import line_chart, render, safe_stem, write_report
+from include.reports import chart, render, safe_stem, write_report
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ CHARTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "Sessions idle in transaction / waiting on locks / long queries",
         ("db.idle_in_transaction", "db.lock_waits", "db.long_running_queries"),
-        "",
+        "sessions",
     ),
     ("Database size (MB)", ("db.database_size_mb",), "MB"),
     ("Hours since the newest load per table", ("freshness.age_hours",), "h"),
@@ -87,7 +87,7 @@ def _latest_per_metric(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     )
 
 
-def _charts(history: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+def _charts(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     series: dict[str, dict[str, list[tuple[datetime, float | None]]]] = defaultdict(lambda: defaultdict(list))
     for row in history:
         label = row["metric_name"].split(".", 1)[1] + (f" [{row['subject']}]" if row["subject"] else "")
@@ -98,9 +98,9 @@ def _charts(history: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         for name in names:
             for label, points in series.get(name, {}).items():
                 merged[label] = list(points)
-        uri = line_chart(title, merged, ylabel)
-        if uri:
-            charts.append({"title": title, "uri": uri})
+        drawn = chart(title, merged, ylabel)
+        if drawn["uri"] or drawn["notes"]:
+            charts.append(drawn)
     return charts
 
 

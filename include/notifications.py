@@ -109,9 +109,14 @@ def scrub(text: str, limit: int = REASON_CHARS) -> str:
 
 
 def exception_reason(exc: BaseException | None) -> str:
+    """The same one line the ``make run`` summary shows (include/run_summary.py), plus the runbook link."""
     if exc is None:
         return "failed"
-    return scrub(f"{type(exc).__name__}: {exc}")
+    from include.run_summary import reason_line, root_exception, runbook_link
+
+    exc = root_exception(exc)
+    link = runbook_link(type(exc).__name__)
+    return reason_line(type(exc).__name__, str(exc)) + (f" (runbook: {link})" if link else "")
 
 
 _TITLES = {"failure": "FAILED", "reminder": "STILL FAILING", "recovered": "RECOVERED", "summary": "SUCCESS"}

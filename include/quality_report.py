@@ -149,11 +149,11 @@ def collect(conn: psycopg.Connection[Any], run_id: str, schema: str = "public", 
 
 def render_html(data: ReportData) -> str:
     """The self-contained HTML of `data`."""
-    row_chart = reports.line_chart("Rows per table per run", data.row_counts, "rows")
-    rate_chart = reports.line_chart(
-        "Pass rate per run",
+    row_chart = reports.chart("Rows per table per run", data.row_counts, "rows")
+    rate_chart = reports.chart(
+        "Pass rate per run (% of judged checks that passed)",
         {"pass rate": [(r["started"], None if r["pass_rate"] is None else r["pass_rate"] * 100) for r in data.runs]},
-        "% of checks passed",
+        "%",
     )
     by_category = {c: [r for r in data.results if r["category"] == c] for c in (*CATEGORIES, "other")}
     return reports.render(

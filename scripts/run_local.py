@@ -22,6 +22,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import psycopg
 from include import local_postgres
 from include.config_loader import ConfigError, load_config
 from include.database import connect
+from include.run_summary import results_block
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -45,6 +47,12 @@ DAG_FILES = {
 POOLS = {"warehouse_load": (1, "Serialises warehouse loads")}
 
 log = logging.getLogger("make-run")
+
+# The newest successful run: the first successful attempt per run id (view of migration 0002) when it exists.
+_LAST_SUCCESS = """
+SELECT etl_run_id, max(finished_at) FROM etl_runs_effective
+ GROUP BY etl_run_id ORDER BY max(finished_at) DESC LIMIT 1
+"""
 
 
 def _secret(name: str, make: object) -> str:
@@ -170,15 +178,20 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
     out = sys.stdout.write
     out("\n== make run: summary ==\n")
     out(f"warehouse: {where}\n\n")
-    out(f"{'DAG':<26}{'result':<10}{'seconds':>8}  log\n")
-    for dag_id, (rc, seconds, log_file) in results.items():
-        out(f"{dag_id:<26}{'success' if rc == 0 else 'FAILED':<10}{seconds:>8.1f}  {log_file.relative_to(ROOT)}\n")
+    out("\n".join(results_block(results, ROOT)) + "\n")
+    etl_failed = results.get(DAGS[0], (0, 0.0, ROOT))[0] != 0
     try:
         with connect(_warehouse_conninfo(env), schema=load_config().schema) as conn:
             # The ledger counts each run once (its first successful attempt): etl_runs_effective.
-            row = conn.execute("SELECT etl_run_id FROM etl_runs_effective ORDER BY finished_at DESC LIMIT 1").fetchone()
+            row = conn.execute(_LAST_SUCCESS).fetchone()
             if row:
-                out(f"\nlast ETL run {row[0]}:\n")
+                # After a failed run the newest ledger rows are an older run's: say so, or it reads like success.
+                title = (
+                    f"previous successful ETL run ({row[0]}, finished {row[1]:%Y-%m-%d %H:%M %Z})"
+                    if etl_failed
+                    else f"last ETL run {row[0]}"
+                )
+                out(f"\n{title}:\n")
                 out(
                     f"{'source':<14}{'read':>9}{'loaded':>9}{'rejected':>9}{'dupl.':>9}{'inserted':>9}{'updated':>9}  file\n"
                 )
@@ -212,7 +225,11 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
                         (q[0],),
                     ).fetchall()
                     out(
-                        "quality checks (last run): "
+                        (
+                            "quality checks (previous run; not run this time): "
+                            if etl_failed
+                            else "quality checks (last run): "
+                        )
                         + ", ".join(f"{sev}/{status}={n}" for sev, status, n in rows)
                         + "\n"
                     )
@@ -267,18 +284,57 @@ def run_once() -> int:
         results[dag_id] = (rc, time.monotonic() - t, log_file)
         if rc != 0:
             failed = True
-            tail = log_file.read_text(errors="replace").splitlines()[-40:]
-            sys.stderr.write(f"\n--- {dag_id} FAILED; last lines of {log_file}:\n" + "\n".join(tail) + "\n")
+            log.error("%s FAILED; the summary below says why (full log: %s)", dag_id, log_file.relative_to(ROOT))
     print_summary(env, results, where)
     return 1 if failed else 0
 
 
-def serve() -> int:
+API_URL = "http://localhost:8080"
+
+
+def _unpause(
+    dag_ids: tuple[str, ...], password: str, procs: list[subprocess.Popen[bytes]], timeout: float = 300
+) -> None:
+    """Unpause `dag_ids` through the REST API once the api-server answers and the dag-processor has parsed them."""
+    import requests
+
+    pending = list(dag_ids)
+    deadline = time.monotonic() + timeout
+    token = None
+    while pending and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(3)
+        try:
+            if token is None:
+                r = requests.post(f"{API_URL}/auth/token", json={"username": "admin", "password": password}, timeout=5)
+                r.raise_for_status()
+                token = r.json()["access_token"]
+            for dag_id in list(pending):
+                r = requests.patch(
+                    f"{API_URL}/api/v2/dags/{dag_id}",
+                    json={"is_paused": False},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5,
+                )
+                if r.status_code == 200:
+                    pending.remove(dag_id)
+                    log.info("unpaused %s", dag_id)
+        except requests.RequestException:
+            continue  # the api-server is still starting, or the DAG is not parsed yet (404): try again
+    if pending:
+        log.warning("could not unpause %s; unpause them in the UI", ", ".join(pending))
+
+
+def serve(paused: bool = False) -> int:
     _, env, where = prepare()
     pw_file = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     if not pw_file.exists():
         pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
     password = json.loads(pw_file.read_text())["admin"]
+    # The monitoring DAG reads DAG runs through this connection: REST API of the api-server started below.
+    env["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps(
+        {"conn_type": "http", "host": API_URL, "login": "admin", "password": password}
+    )
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = str(paused)
     logs = LOCAL / "logs" / "serve"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
@@ -296,10 +352,18 @@ def serve() -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    dag_ids = tuple(d for d in DAGS if (ROOT / "dags" / DAG_FILES[d]).exists())
+    if paused:
+        state = "DAGs stay paused (PAUSED=1): unpause one in the UI before triggering it"
+    else:
+        state = f"DAGs unpaused once parsed: {', '.join(dag_ids)} (they run on their schedules; `make airflow PAUSED=1` keeps them paused)"
+        threading.Thread(target=_unpause, args=(dag_ids, password, procs), daemon=True).start()
     sys.stdout.write(
-        f"Airflow UI: http://localhost:8080  (user admin, password {password})\nwarehouse: {where}\n"
+        f"Airflow UI: {API_URL}  (user admin, password {password})\nwarehouse: {where}\n{state}\n"
+        f"monitoring reads DAG runs through the connection airflow_api -> {API_URL}\n"
         f"component logs: {logs}\nCtrl-C stops everything.\n"
     )
+    sys.stdout.flush()
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
@@ -319,12 +383,19 @@ def serve() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         local_postgres.stop(PG_DIR)
+        sys.stdout.write("stopped: Airflow components and the embedded PostgreSQL are down\n")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--serve", action="store_true", help="serve the Airflow UI with the scheduler instead of running once"
+    )
+    parser.add_argument(
+        "--paused",
+        action="store_true",
+        default=os.environ.get("PAUSED", "") not in ("", "0", "false", "False"),
+        help="with --serve: leave the DAGs paused (default: unpaused, so a trigger runs; env PAUSED=1 does the same)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -337,7 +408,7 @@ def main() -> int:
             print_config_error(error)
         return 1
     try:
-        return serve() if args.serve else run_once()
+        return serve(args.paused) if args.serve else run_once()
     finally:
         if not args.serve:
             local_postgres.stop(PG_DIR)

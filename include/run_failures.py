@@ -1,0 +1,52 @@
+"""Write a failed ETL run into the ledger (`etl_runs`, status 'failed') from an Airflow failure callback.
+
+The row itself is written by ``include.ledger.record_failure`` (migration 0002, helper `schema`) in its
+own short transaction; this module only turns a callback context into its arguments. Usable as the
+DAG's ``on_failure_callback`` (one call per failed run: the failed task, no exception object) and as a
+task's (after the last try: the exception is in the context).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+
+def failure_of(context: Mapping[str, Any]) -> tuple[str, str, BaseException | str]:
+    """``(run_id, failed step, error)`` of a failure callback context; the error is one scrubbed line when no exception."""
+    from include.run_summary import reason_line, root_exception
+
+    ti = context.get("ti") or context.get("task_instance")
+    run_id = str(context.get("run_id") or getattr(ti, "run_id", None) or "unknown_run")
+    step = str(getattr(ti, "task_id", None) or "*")
+    exc = context.get("exception")
+    if isinstance(exc, BaseException):
+        return run_id, step, root_exception(exc)
+    why = context.get("reason") or "failed"
+    return run_id, step, reason_line("DagRunFailed", f"task {step} failed ({why})" if step != "*" else str(why))
+
+
+def record_etl_failure(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback``: record the failed run via ``include.ledger.record_failure``; never raises."""
+    try:
+        from include.ledger import record_failure  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        log.warning("include.ledger.record_failure not available: the failed run is not written to etl_runs")
+        return
+    from include.config_loader import ConfigError, load_config
+    from include.database import conninfo_from_connection
+
+    run_id, step, error = failure_of(context)
+    try:
+        settings = load_config()
+        record_failure(conninfo_from_connection(settings.conn_id), run_id, step, error)
+    # A failure callback must not raise: it would hide the failure it reports (and Airflow only logs it).
+    except (ConfigError, LookupError, psycopg.Error):
+        log.exception("could not record the failed ETL run %s in etl_runs", run_id)
+    else:
+        log.info("ETL run %s recorded as failed in etl_runs (step %s)", run_id, step)
