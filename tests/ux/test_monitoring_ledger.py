@@ -12,19 +12,9 @@ from include.monitoring import collect_etl_status_from_ledger, parse_monitoring,
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Columns of migration 0002 (helper `schema`); created here until that migration is merged.
-_LEDGER_0002 = """
-ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS attempt int NOT NULL DEFAULT 1;
-ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS failed_step text;
-ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS error_class text;
-ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS error_message text;
-"""
-
-
 @pytest.fixture
 def ledger(fresh_db: str) -> str:
-    with psycopg.connect(fresh_db) as conn:
-        conn.execute(_LEDGER_0002)
+    """A migrated warehouse (0002 gives etl_runs its attempt/status/error columns)."""
     return fresh_db
 
 
@@ -33,8 +23,10 @@ def _row(conn: psycopg.Connection, run_id: str, status: str, minute: int, attemp
         "INSERT INTO etl_runs (etl_run_id, attempt, source, rows_read, rows_loaded, rows_rejected, rows_duplicate,"
         " started_at, finished_at, status, failed_step, error_class, error_message)"
         " VALUES (%s, %s, %s, 0, 0, 0, 0, now(), timestamptz '2026-01-01' + make_interval(mins => %s), %s,"
-        " CASE WHEN %s = 'success' THEN NULL ELSE 'extract_orders' END, NULL, NULL)",
-        (run_id, attempt, source, minute, status, status),
+        " CASE WHEN %s = 'success' THEN NULL ELSE 'extract_orders' END,"
+        " CASE WHEN %s = 'success' THEN NULL ELSE 'InputFileError' END,"
+        " CASE WHEN %s = 'success' THEN NULL ELSE 'orders.csv, line 1: missing column' END)",
+        (run_id, attempt, source, minute, status, status, status, status),
     )
 
 
