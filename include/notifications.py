@@ -47,6 +47,7 @@ from psycopg import sql
 
 from include.config_loader import ConfigError, Settings, get_bool, get_int, get_str, load_config
 from include.database import apply_schema, connect, conninfo_from_connection, ident
+from include.emails import is_valid_email
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,6 @@ class AlertingConfig:
     notify_recovery: bool = True
 
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def parse_alerting(raw: Mapping[str, Any]) -> AlertingConfig:
     """Validate the ``alerting:`` section.
 
@@ -92,7 +90,7 @@ def parse_alerting(raw: Mapping[str, Any]) -> AlertingConfig:
     to = email.get("to") or []
     if isinstance(to, str):
         to = [to]
-    if not isinstance(to, list) or not all(isinstance(a, str) and _EMAIL_RE.match(a) for a in to):
+    if not isinstance(to, list) or not all(isinstance(a, str) and is_valid_email(a) for a in to):
         raise ConfigError(f"'{p}.email.to' must be a list of e-mail addresses, got {to!r}")
     if "email" in channels and not to:
         raise ConfigError(f"'{p}.email.to' must name at least one recipient when the email channel is on")
