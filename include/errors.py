@@ -40,6 +40,9 @@ _BY_NAME: tuple[tuple[str, str], ...] = (
     ("include.settings", "ConfigError"),
     ("include.quality", "QualityCheckFailed"),
     ("include.quality.checks", "QualityCheckFailed"),
+    # HOOK (lead/schema): a missing Airflow connection is today a plain LookupError (retried, like any
+    # LookupError); raising this NonRetryable-registered class from conninfo_from_connection fails it at once.
+    ("include.database", "ConnectionNotDefined"),
 )
 
 

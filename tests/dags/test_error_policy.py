@@ -147,7 +147,7 @@ def test_policy_classifies_the_project_errors() -> None:
 def test_helper_converts_only_non_retryable_errors() -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    with pytest.raises(AirflowFailException, match="^broken: line 3$") as info, fail_fast_on_non_retryable():
+    with pytest.raises(AirflowFailException, match=r"^broken: line 3$") as info, fail_fast_on_non_retryable():
         raise NonRetryable("broken: line 3")
     assert isinstance(info.value.__cause__, NonRetryable)
     with pytest.raises(TimeoutError), fail_fast_on_non_retryable():
