@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -203,9 +204,14 @@ def test_etl_reject_rate_guard_fails_without_retry(tmp_path: Path, base_env: dic
 # ---- data quality -----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_quality_failed_check_and_config_error_fail_without_retry_db_outage_is_retried(
-    tmp_path: Path, base_env: dict[str, str]
+    tmp_path: Path, base_env: dict[str, str], fresh_db: str
 ) -> None:
-    # An empty warehouse: `row_count min 1` (severity fail) fails.
+    # A load is in the ledger but no table has a row: `row_count min 1` (severity fail) fails.
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "INSERT INTO etl_runs (etl_run_id, source, rows_read, rows_loaded, rows_rejected, rows_duplicate, started_at)"
+            " VALUES ('r1', 'orders', 0, 0, 0, 0, now())"
+        )
     got = run_dag(QUALITY, ["check_data_completeness"], base_env)
     assert got == {"check_data_completeness": ("failed", 1)}
     bad = _config(tmp_path, **{"quality.tables.orders": [{"check": "row_count", "min": "many"}]})
