@@ -202,7 +202,7 @@ CREATE TABLE IF NOT EXISTS alert_task_failures (
     PRIMARY KEY (dag_id, run_id, task_id)
 );
 
--- 0005_privacy: requests, suppression list and audit in their own schema (never in the warehouse backups).
+-- 0004_privacy: requests, suppression list and audit in their own schema (never in the warehouse backups).
 CREATE SCHEMA IF NOT EXISTS privacy;
 
 CREATE TABLE IF NOT EXISTS privacy.privacy_requests (

@@ -25,11 +25,11 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from include import notifications
 from include.assets import WAREHOUSE_ASSETS
-from include.config_loader import ConfigError, load_config
+from include.config_loader import load_config
+from include.errors import fail_fast_on_non_retryable
 from include.quality import build_schedule, load_quality_config
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ def _run_checks(category: str, run_id: str) -> dict[str, Any]:
     """Run one category of checks; turn a failed `fail` check or a bad config into a failure without retry."""
     from include import quality
 
-    try:
+    with fail_fast_on_non_retryable():
         return quality.execute_task(category, run_id, load_config())
-    except (quality.QualityCheckFailed, ConfigError, LookupError) as err:
-        raise AirflowFailException(str(err)) from err
 
 
 @dag(
@@ -92,10 +90,8 @@ def data_quality_checks() -> None:
         """Write the HTML + JSON report of this run; return the paths (a small manifest)."""
         from include import quality_report
 
-        try:
+        with fail_fast_on_non_retryable():
             return quality_report.execute_task(str(run_id), load_config())
-        except (ConfigError, LookupError) as err:
-            raise AirflowFailException(str(err)) from err
 
     @task
     def quality_gate(completeness: Any, consistency: Any, freshness: Any, report: Any) -> dict[str, Any]:

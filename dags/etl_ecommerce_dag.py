@@ -17,7 +17,6 @@ Every input row is accounted for in `etl_runs`: read = loaded + rejected + dupli
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
@@ -25,9 +24,11 @@ from airflow.sdk import dag, get_current_context, task
 from include import notifications
 from include.assets import WAREHOUSE_ASSETS
 from include.config_loader import load_config
+from include.entities import SOURCE_NAMES
+from include.errors import fail_fast_on_non_retryable
+from include.manifests import ExtractedSource, LoadManifest, RunSummary, TransformManifest
 
 SETTINGS = load_config()
-SOURCES = ("orders", "user_sessions", "customers", "products")
 
 
 def _run_context() -> tuple[str, str]:
@@ -35,41 +36,24 @@ def _run_context() -> tuple[str, str]:
     return ctx["dag"].dag_id, ctx["run_id"]
 
 
-def _fail_fast(err: Exception) -> Exception:
-    """Errors a retry cannot fix end the task at once (no retry) with their own message."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    return AirflowFailException(str(err))
-
-
 @task(doc_md="Stage one source (file or API) as Parquet parts; structural damage fails the source.")
-def extract(source: str) -> dict[str, Any]:
+def extract(source: str) -> ExtractedSource:
     from include import pipeline
-    from include.extract import ApiError, InputFileError
 
     dag_id, run_id = _run_context()
-    try:
+    with fail_fast_on_non_retryable():
         return pipeline.extract(source, SETTINGS, pipeline.run_dir(SETTINGS, dag_id, run_id))
-    except ApiError as err:
-        if err.retryable:
-            raise
-        raise _fail_fast(err) from err
-    except (InputFileError, FileNotFoundError) as err:
-        raise _fail_fast(err) from err
 
 
 @task(
     doc_md="Validate, clean and enrich every source; quarantine rejects; fail before loading when a reject rate is above the guard."
 )
-def transform_data(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def transform_data(manifests: dict[str, ExtractedSource]) -> TransformManifest:
     from include import pipeline
-    from include.transform import RejectRateExceeded
 
     dag_id, run_id = _run_context()
-    try:
+    with fail_fast_on_non_retryable():
         return pipeline.transform(manifests, SETTINGS, pipeline.run_dir(SETTINGS, dag_id, run_id))
-    except RejectRateExceeded as err:
-        raise _fail_fast(err) from err
 
 
 @task(
@@ -77,16 +61,17 @@ def transform_data(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     pool=SETTINGS.load_pool,
     doc_md="Load the run in one transaction (advisory lock, COPY + upsert, rejects, ledger); emits the table Assets.",
 )
-def load_data(transformed: dict[str, Any]) -> dict[str, Any]:
+def load_data(transformed: TransformManifest) -> LoadManifest:
     from include import pipeline
 
     ctx = get_current_context()
     started = getattr(ctx.get("dag_run"), "start_date", None)
-    return pipeline.load(transformed, SETTINGS, ctx["run_id"], started_at=started)
+    with fail_fast_on_non_retryable():
+        return pipeline.load(transformed, SETTINGS, ctx["run_id"], started_at=started)
 
 
 @task(doc_md="Log the run summary (and send it when alerting is configured); prune old staging folders.")
-def send_notification(loaded: dict[str, Any]) -> dict[str, Any]:
+def send_notification(loaded: LoadManifest) -> RunSummary:
     import logging
 
     from include import pipeline
@@ -95,15 +80,16 @@ def send_notification(loaded: dict[str, Any]) -> dict[str, Any]:
     log = logging.getLogger(__name__)
     for line in pipeline.summary_lines(loaded):
         log.info(line)
-    summary = {
+    summary: RunSummary = {
         "dag_id": dag_id,
         "run_id": run_id,
         "sources": loaded["sources"],
         "rejects_table": loaded["rejects_table"],
     }
-    if SETTINGS.notify_on_success:
-        notifications.send_run_summary(summary)
-    pipeline.prune_staging(SETTINGS, dag_id)
+    with fail_fast_on_non_retryable():
+        if SETTINGS.notify_on_success:
+            notifications.send_run_summary(summary)  # type: ignore[arg-type]
+        pipeline.prune_staging(SETTINGS, dag_id)
     return summary
 
 
@@ -127,7 +113,7 @@ def send_notification(loaded: dict[str, Any]) -> dict[str, Any]:
     **notifications.dag_callbacks(SETTINGS.dag_id),
 )
 def etl_ecommerce_pipeline() -> None:
-    manifests = {source: extract.override(task_id=f"extract_{source}")(source) for source in SOURCES}
+    manifests = {source: extract.override(task_id=f"extract_{source}")(source) for source in SOURCE_NAMES}
     send_notification(load_data(transform_data(manifests)))
 
 

@@ -24,6 +24,7 @@ from airflow.sdk import dag, get_current_context, task
 
 from include import notifications
 from include.config_loader import load_config
+from include.errors import fail_fast_on_non_retryable
 from include.monitoring import monitoring_config
 
 _settings = load_config()
@@ -63,6 +64,7 @@ def _store_and_judge(check: str, metrics: list) -> dict[str, int]:
 )
 def monitoring_dag() -> None:
     @task
+    @fail_fast_on_non_retryable()
     def check_system_metrics() -> dict[str, int]:
         from include.monitoring import collect_system_metrics
 
@@ -72,6 +74,7 @@ def monitoring_dag() -> None:
         return _store_and_judge("check_system_metrics", collect_system_metrics(cfg, dirs))
 
     @task
+    @fail_fast_on_non_retryable()
     def check_dag_status() -> dict[str, int]:
         from include.database import conninfo_from_connection
         from include.monitoring import AirflowApiClient, collect_dag_status, collect_etl_status_from_ledger
@@ -86,6 +89,7 @@ def monitoring_dag() -> None:
         return _store_and_judge("check_dag_status", collect_dag_status(cfg, client))
 
     @task
+    @fail_fast_on_non_retryable()
     def check_data_freshness() -> dict[str, int]:
         from include.database import conninfo_from_connection
         from include.monitoring import collect_freshness
@@ -96,6 +100,7 @@ def monitoring_dag() -> None:
         return _store_and_judge("check_data_freshness", metrics)
 
     @task
+    @fail_fast_on_non_retryable()
     def check_database_health() -> dict[str, int]:
         from include.database import conninfo_from_connection
         from include.monitoring import collect_database_metrics
@@ -106,6 +111,7 @@ def monitoring_dag() -> None:
         return _store_and_judge("check_database_health", metrics)
 
     @task(trigger_rule="all_done")
+    @fail_fast_on_non_retryable()
     def generate_monitoring_report() -> dict[str, object]:
         from include.database import conninfo_from_connection
         from include.monitoring_report import build_report

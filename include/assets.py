@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
+from include.entities import SOURCES
+
+# The tables the sources feed (entity registry), in load order.
+WAREHOUSE_TABLES = tuple(s.table.name for s in SOURCES)
 
 
 def table_asset(table: str) -> Asset:

@@ -34,7 +34,7 @@ def conninfo_from_connection(conn_id: str) -> str:
     streams a file with ``cursor.copy()`` (psycopg 3), and every module uses one driver.
 
     Raises:
-        LookupError: the connection is not defined anywhere Airflow looks.
+        ConnectionNotDefined: the connection is not defined anywhere Airflow looks (a LookupError).
     """
     from copy import deepcopy
 
@@ -45,7 +45,7 @@ def conninfo_from_connection(conn_id: str) -> str:
     try:
         conn = deepcopy(hook.connection)
     except AirflowNotFoundException as err:
-        raise LookupError(
+        raise ConnectionNotDefined(
             f"Airflow connection '{conn_id}' is not defined: set AIRFLOW_CONN_{conn_id.upper()} "
             "or add it in airflow_settings.yaml / the UI"
         ) from err
@@ -79,7 +79,11 @@ class DatabaseAccessDenied(NonRetryable, psycopg.OperationalError):
     """
 
 
-class SchemaNotMigrated(RuntimeError):
+class ConnectionNotDefined(LookupError, NonRetryable):
+    """The Airflow connection of the warehouse is not defined: no retry can define it."""
+
+
+class SchemaNotMigrated(RuntimeError, NonRetryable):
     """The warehouse schema lacks a table or migration this release needs."""
 
 

@@ -1,28 +1,42 @@
-"""The one e-mail rule of the project: transform, quality check, alert scrubbing and the DB constraint use it.
+"""The one e-mail rule of the project, and the redaction of e-mail addresses in free text.
 
-An address is valid when, after ``btrim`` + ``lower()``, it matches `EMAIL_PATTERN` (valid in Python `re`
-and PostgreSQL ``~`` alike): a local part and a domain of at least two dot-separated non-empty labels.
+`EMAIL_PATTERN` is applied after btrim + lower() and reads the same in Python `re` and PostgreSQL `~`:
+the transform, the quality `email` check, the alert recipients' validation and the `customers.email`
+constraint (migration 0003) all use it. It asks for one `@`, no whitespace, and a domain of two or more
+non-empty dot-separated labels, so `a@b.c.`, `a@.b.c` and `a@b..c` are refused while `a+tag@b.c` and
+IDN domains (`a@bücher.de`) pass.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+
+import pandas as pd
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$"
 _EMAIL = re.compile(EMAIL_PATTERN)
+# Redaction looks for anything shaped like an address inside text (also a cut-off one such as "jane@"), so it
+# is deliberately wider than the validation rule: a message must never leak a half-valid address either.
+_EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"'{}\[\]:]+@[^\s@,;|\t\"'{}\[\]:]*")
 
 
 def normalize_email(s: str) -> str:
-    """The stored form of an address: trimmed and lower-cased."""
+    """The stored form of an address: surrounding whitespace removed, lower-cased."""
     return s.strip().lower()
 
 
 def is_valid_email(s: str) -> bool:
-    """True when `s`, normalised, follows the one e-mail rule."""
-    return bool(_EMAIL.match(normalize_email(s)))
+    """Whether `s`, once normalised, is a valid address under EMAIL_PATTERN."""
+    # fullmatch: with re.match, `$` would also accept a trailing newline.
+    return isinstance(s, str) and _EMAIL.fullmatch(normalize_email(s)) is not None
 
 
-def email_series_valid(series: Any) -> Any:
-    """Boolean pandas Series: which values of `series` are valid addresses (NULLs are False)."""
-    return series.astype("string").str.strip().str.lower().str.match(EMAIL_PATTERN).fillna(False).astype(bool)
+def email_series_valid(series: pd.Series) -> pd.Series:
+    """Boolean Series: which values, once normalised, are valid addresses (missing values are not)."""
+    text = series.astype("string").str.strip().str.lower()
+    return text.str.fullmatch(EMAIL_PATTERN).fillna(False).astype(bool)
+
+
+def redact_emails(text: str) -> str:
+    """Replace anything shaped like an e-mail address (also a cut-off one) by <email>."""
+    return _EMAIL_ANYWHERE.sub("<email>", text)

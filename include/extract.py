@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import random
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,48 +30,28 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import requests
 
+from include import entities
 from include.config_loader import ProductsApiConfig, Settings
+from include.emails import redact_emails
+from include.errors import NonRetryable
+from include.manifests import ExtractedSource
 
 log = logging.getLogger(__name__)
 
 LINE_COLUMN = "_line"
-ORDER_COLUMNS = (
-    "order_reference",
-    "customer_email",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "order_date",
-    "status",
-    "payment_method",
-)
-CUSTOMER_COLUMNS = ("email", "first_name", "last_name", "country", "signup_date")
-SESSION_FIELDS = (
-    "session_id",
-    "customer_email",
-    "session_start",
-    "session_end",
-    "pages_viewed",
-    "items_viewed",
-    "items_added_to_cart",
-    "conversion",
-    "device_type",
-    "browser",
-    "ip_address",
-)
-PRODUCT_FIELDS = ("id", "title", "price", "description", "category", "image", "rating_rate", "rating_count")
-CSV_COLUMNS = {"orders": ORDER_COLUMNS, "customers": CUSTOMER_COLUMNS}
+# Input headers and fields, from the entity registry.
+ORDER_COLUMNS = entities.source("orders").input_fields
+CUSTOMER_COLUMNS = entities.source("customers").input_fields
+SESSION_FIELDS = entities.source("user_sessions").input_fields
+PRODUCT_FIELDS = entities.source("products").input_fields
+CSV_COLUMNS = {s.name: s.input_fields for s in entities.SOURCES if s.input_format == "csv"}
 # Optional CSV columns may be absent from the header; required ones may not.
-OPTIONAL_CSV_COLUMNS = {
-    "orders": frozenset({"payment_method"}),
-    "customers": frozenset({"first_name", "last_name", "country", "signup_date"}),
-}
+OPTIONAL_CSV_COLUMNS = {s.name: s.optional_inputs for s in entities.SOURCES if s.input_format == "csv"}
 DELIMITERS = (",", ";", "|", "\t")
 _RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
-_EMAIL_ANYWHERE = re.compile(r"[^\s@,;|\t\"'{}\[\]:]+@[^\s@,;|\t\"'{}\[\]:]*")
 
 
-class InputFileError(ValueError):
+class InputFileError(ValueError, NonRetryable):
     """A raw input is structurally damaged; the message names file, line, field and value."""
 
     def __init__(
@@ -87,9 +66,8 @@ class InputFileError(ValueError):
         super().__init__(f"{where}: {problem}{shown}")
 
 
-def redact_emails(text: str) -> str:
-    """Replace anything shaped like an e-mail address (also a cut-off one) by <email>."""
-    return _EMAIL_ANYWHERE.sub("<email>", text)
+class MissingInputError(FileNotFoundError, NonRetryable):
+    """A required input file is not where the settings say (a retry would not make it appear)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -97,7 +75,7 @@ def _reject_constant(name: str) -> Any:
 
 
 class ApiError(RuntimeError):
-    """The products API failed: `retryable` is False for answers that retrying cannot fix."""
+    """The products API failed: `retryable` is False for answers that retrying cannot fix (see include.errors)."""
 
     def __init__(self, message: str, *, retryable: bool):
         super().__init__(message)
@@ -116,7 +94,7 @@ class ExtractManifest:
     sha256: str | None
     detail: Mapping[str, Any]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ExtractedSource:
         return {
             "source": self.source,
             "file": self.file,
@@ -305,7 +283,7 @@ class DataExtractor:
         path = self.settings.source_path(source)
         if not path.exists():
             if self.settings.sources[source].required:
-                raise FileNotFoundError(f"required input for '{source}' not found: {path}")
+                raise MissingInputError(f"required input for '{source}' not found: {path}")
             log.info("optional input for '%s' not present (%s); nothing to extract", source, path)
             return None
         size = path.stat().st_size

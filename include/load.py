@@ -22,10 +22,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from include import entities
 from include.database import classify_db_error, connect, describe, describe_db_error, require_migrated
-from include.extract import redact_emails
+from include.emails import redact_emails
 from include.ledger import next_attempt
-from include.transform import CLEAN_COLUMNS, REJECT_COLUMNS
+from include.transform import REJECT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -44,99 +45,14 @@ class Entity:
     # Columns written to the table, as SQL expressions over the staging alias `s` (and customers `c`).
     select: Mapping[str, str]
     joins_customer: bool = False
+    # Field of the raw record holding the natural key: reject_key is built from it.
+    input_key: str = ""
 
 
-ENTITIES: tuple[Entity, ...] = (
-    Entity(
-        "products",
-        "products",
-        "product_id",
-        {
-            "product_id": "integer",
-            "name": "text",
-            "description": "text",
-            "price": "numeric(12,2)",
-            "category": "text",
-            "price_tier": "text",
-            "image_url": "text",
-            "rating_rate": "numeric(4,2)",
-            "rating_count": "integer",
-        },
-        {c: f"s.{c}" for c in CLEAN_COLUMNS["products"]},
-    ),
-    Entity(
-        "customers",
-        "customers",
-        "email",
-        {"email": "text", "first_name": "text", "last_name": "text", "country": "text", "signup_date": "date"},
-        {c: f"s.{c}" for c in CLEAN_COLUMNS["customers"]},
-    ),
-    Entity(
-        "orders",
-        "orders",
-        "order_reference",
-        {
-            "order_reference": "text",
-            "customer_email": "text",
-            "product_id": "integer",
-            "quantity": "integer",
-            "unit_price": "numeric(12,2)",
-            "total_amount": "numeric(14,2)",
-            "order_date": "timestamptz",
-            "status": "text",
-            "payment_method": "text",
-        },
-        {
-            "order_reference": "s.order_reference",
-            "customer_id": "c.customer_id",
-            "product_id": "s.product_id",
-            "quantity": "s.quantity",
-            "unit_price": "s.unit_price",
-            "total_amount": "s.total_amount",
-            "order_date": "s.order_date",
-            "status": "s.status",
-            "payment_method": "s.payment_method",
-        },
-        joins_customer=True,
-    ),
-    Entity(
-        "user_sessions",
-        "user_sessions",
-        "session_id",
-        {
-            "session_id": "text",
-            "customer_email": "text",
-            "session_start": "timestamptz",
-            "session_end": "timestamptz",
-            "duration_seconds": "integer",
-            "pages_viewed": "integer",
-            "items_viewed": "jsonb",
-            "items_added_to_cart": "jsonb",
-            "items_viewed_count": "integer",
-            "items_added_to_cart_count": "integer",
-            "converted": "boolean",
-            "device_type": "text",
-            "browser": "text",
-            "ip_network": "cidr",
-        },
-        {
-            "session_id": "s.session_id",
-            "customer_id": "c.customer_id",
-            "session_start": "s.session_start",
-            "session_end": "s.session_end",
-            "duration_seconds": "s.duration_seconds",
-            "pages_viewed": "s.pages_viewed",
-            "items_viewed": "s.items_viewed",
-            "items_added_to_cart": "s.items_added_to_cart",
-            "items_viewed_count": "s.items_viewed_count",
-            "items_added_to_cart_count": "s.items_added_to_cart_count",
-            "converted": "s.converted",
-            "device_type": "s.device_type",
-            "browser": "s.browser",
-            "ip_network": "s.ip_network",
-        },
-        joins_customer=True,
-    ),
+# Derived from the entity registry, in load order (parents before children).
+ENTITIES: tuple[Entity, ...] = tuple(
+    Entity(s.name, s.table.name, s.natural_key, s.staging_types, s.select, s.joins_customer, s.input_key)
+    for s in entities.SOURCES
 )
 
 _REFRESH_AGGREGATES = """
@@ -378,10 +294,17 @@ class DataLoader:
             _copy_file(cur, sql.Identifier("stg_rejects"), REJECT_COLUMNS, Path(src["rejects_path"]))
         # A re-run of the same run replaces its own quarantine rows instead of adding them twice.
         cur.execute("DELETE FROM rejected_records WHERE etl_run_id = %s", (run_id,))
+        # reject_key = the same reject in any run: source, natural key as read (the raw record when it has
+        # none) and reason, hashed so the key itself carries no personal data (customers are keyed by e-mail).
+        keys = [e.source for e in ENTITIES], [e.input_key for e in ENTITIES]
         cur.execute(
-            "INSERT INTO rejected_records (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record)"
-            " SELECT %s, source, source_file, line_number, reason, field, detail, raw_record FROM stg_rejects",
-            (run_id,),
+            "INSERT INTO rejected_records"
+            " (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record, reject_key)"
+            " SELECT %s, r.source, r.source_file, r.line_number, r.reason, r.field, r.detail, r.raw_record,"
+            "  md5(r.source || chr(31) || coalesce(nullif(btrim(r.raw_record ->> k.input_key), ''), r.raw_record::text)"
+            "      || chr(31) || r.reason)"
+            " FROM stg_rejects r LEFT JOIN unnest(%s::text[], %s::text[]) AS k (source, input_key) USING (source)",
+            (run_id, *keys),
         )
 
     @staticmethod

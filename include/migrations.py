@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from include.errors import NonRetryable
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -32,7 +34,7 @@ MIGRATION_LOCK_KEY = 7_300_421_156
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(RuntimeError, NonRetryable):
     """The migrations on disk and the ones recorded in the database disagree, or one failed."""
 
 

@@ -10,25 +10,29 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from include.config_loader import Settings
 from include.database import conninfo_from_connection
-from include.extract import DataExtractor
+from include.entities import SOURCES, Source
+from include.extract import DataExtractor, ExtractManifest
 from include.load import DataLoader
+from include.manifests import ExtractedSource, LoadedSource, LoadManifest, TransformManifest
 from include.transform import DataTransformer
 
 log = logging.getLogger(__name__)
 
-EXTRACTORS = {
-    "orders": lambda ex: ex.extract_csv("orders"),
-    "customers": lambda ex: ex.extract_csv("customers"),
-    "user_sessions": lambda ex: ex.extract_sessions(),
-    "products": lambda ex: ex.extract_products(),
-}
+
+def _extractor(source: Source) -> Callable[[DataExtractor], ExtractManifest]:
+    if source.input_format == "csv":
+        return lambda ex: ex.extract_csv(source.name)
+    # JSON sources each have their own reader: sessions from a file, products from the API or a file.
+    return {"user_sessions": DataExtractor.extract_sessions, "products": DataExtractor.extract_products}[source.name]
+
+
+EXTRACTORS: dict[str, Callable[[DataExtractor], ExtractManifest]] = {s.name: _extractor(s) for s in SOURCES}
 
 
 def run_dir(settings: Settings, dag_id: str, run_id: str) -> Path:
@@ -37,14 +41,14 @@ def run_dir(settings: Settings, dag_id: str, run_id: str) -> Path:
     return settings.staging_dir / dag_id / safe
 
 
-def extract(source: str, settings: Settings, staging: Path) -> dict[str, Any]:
+def extract(source: str, settings: Settings, staging: Path) -> ExtractedSource:
     """Stage one source; return its manifest."""
     return EXTRACTORS[source](DataExtractor(settings, staging)).to_dict()
 
 
 def transform(
-    manifests: Mapping[str, Mapping[str, Any]], settings: Settings, staging: Path, conninfo: str | None = None
-) -> dict[str, Any]:
+    manifests: Mapping[str, ExtractedSource], settings: Settings, staging: Path, conninfo: str | None = None
+) -> TransformManifest:
     """Transform every source and apply the reject-rate guard; return per-source counts and file paths.
 
     Raises:
@@ -58,12 +62,12 @@ def transform(
 
 
 def load(
-    transformed: Mapping[str, Any],
+    transformed: TransformManifest,
     settings: Settings,
     run_id: str,
     conninfo: str | None = None,
     started_at: datetime | None = None,
-) -> dict[str, Any]:
+) -> LoadManifest:
     """Load one run atomically; return the load manifest with per-source counts."""
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
     loader = DataLoader(
@@ -76,25 +80,27 @@ def load(
         keepalives_idle_seconds=settings.keepalives_idle_seconds,
     )
     result = loader.load(run_id, transformed["sources"], started_at)
-    sources = {}
+    sources: dict[str, LoadedSource] = {}
     for name, src in transformed["sources"].items():
-        sources[name] = {
-            k: src[k]
-            for k in ("source_file", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "top_reasons")
+        loaded: LoadedSource = {
+            "source_file": src["source_file"],
+            "rows_read": src["rows_read"],
+            "rows_loaded": src["rows_loaded"],
+            "rows_rejected": src["rows_rejected"],
+            "rows_duplicate": src["rows_duplicate"],
+            "top_reasons": src["top_reasons"],
         }
-        sources[name].update(
-            {
-                k: v
-                for k, v in result["counts"].get(name, {}).items()
-                if k in ("inserted", "updated", "unchanged", "derived")
-            }
-        )
+        counts = result["counts"].get(name, {})
+        for key in ("inserted", "updated", "unchanged", "derived"):
+            if key in counts:
+                loaded[key] = counts[key]  # type: ignore[literal-required]
+        sources[name] = loaded
     return {"run_id": run_id, "seconds": result["seconds"], "sources": sources, "rejects_table": "rejected_records"}
 
 
 def run_all(
     settings: Settings, run_id: str, conninfo: str | None = None, dag_id: str = "etl_ecommerce_pipeline"
-) -> dict[str, Any]:
+) -> LoadManifest:
     """Extract, transform and load in one process (benchmarks, scripts); the DAG runs the same steps as tasks."""
     staging = run_dir(settings, dag_id, run_id)
     started = datetime.now(UTC)
@@ -112,7 +118,7 @@ def run_all(
     return loaded
 
 
-def summary_lines(loaded: Mapping[str, Any]) -> list[str]:
+def summary_lines(loaded: LoadManifest) -> list[str]:
     """A fixed-width table of a load manifest: one line per source."""
     head = f"{'source':<14}{'read':>10}{'loaded':>10}{'rejected':>10}{'duplicate':>10}{'inserted':>10}{'updated':>10}"
     lines = [head, "-" * len(head)]
@@ -121,7 +127,8 @@ def summary_lines(loaded: Mapping[str, Any]) -> list[str]:
             f"{name:<14}{s['rows_read']:>10}{s['rows_loaded']:>10}{s['rows_rejected']:>10}{s['rows_duplicate']:>10}"
             f"{s.get('inserted', 0):>10}{s.get('updated', 0):>10}"
         )
-    derived = loaded["sources"].get("customers", {}).get("derived", 0)
+    customers = loaded["sources"].get("customers")
+    derived = customers.get("derived", 0) if customers else 0
     if derived:
         lines.append(f"(+ {derived} customers created from order/session emails)")
     return lines

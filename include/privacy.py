@@ -48,7 +48,6 @@ from include.settings.privacy import PrivacyConfig
 log = logging.getLogger(__name__)
 
 PRIVACY_SCHEMA = "privacy"
-MIGRATION_FILE = Path(__file__).resolve().parent / "migrations" / "0005_privacy.sql"
 ERASED_DOMAIN = "erased.invalid"
 SUPPRESSIONS_FILE = "suppressions.json"
 _TEXT_SUFFIXES = {".csv", ".json", ".jsonl", ".ndjson", ".html", ".htm", ".txt", ".md", ".log", ".xml", ".tsv"}
@@ -196,11 +195,6 @@ def write_private(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def apply_migration(conn: psycopg.Connection[Any]) -> None:
-    """Run 0005_privacy.sql (idempotent) until the numbered-migration runner does it."""
-    conn.execute(MIGRATION_FILE.read_text(encoding="utf-8").encode())
 
 
 # ---- requests -----------------------------------------------------------------------------------

@@ -26,67 +26,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from include import entities
 from include.config_loader import IpPolicy, PriceTier, Settings
+from include.emails import email_series_valid
+from include.errors import NonRetryable
 from include.extract import LINE_COLUMN
+from include.manifests import TransformedSource
 
 log = logging.getLogger(__name__)
 
-EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 TRUE_VALUES = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_VALUES = frozenset({"false", "0", "no", "n", "f"})
 REJECT_COLUMNS = ["source", "source_file", "line_number", "reason", "field", "detail", "raw_record"]
 # Natural key of each source: duplicates within one input share it, the last occurrence wins.
-NATURAL_KEYS = {
-    "orders": "order_reference",
-    "user_sessions": "session_id",
-    "products": "product_id",
-    "customers": "email",
-}
+NATURAL_KEYS = {s.name: s.natural_key for s in entities.SOURCES}
 # Columns of the clean files, in COPY order (the loader's staging tables use the same names).
-CLEAN_COLUMNS = {
-    "products": [
-        "product_id",
-        "name",
-        "description",
-        "price",
-        "category",
-        "price_tier",
-        "image_url",
-        "rating_rate",
-        "rating_count",
-    ],
-    "customers": ["email", "first_name", "last_name", "country", "signup_date"],
-    "orders": [
-        "order_reference",
-        "customer_email",
-        "product_id",
-        "quantity",
-        "unit_price",
-        "total_amount",
-        "order_date",
-        "status",
-        "payment_method",
-    ],
-    "user_sessions": [
-        "session_id",
-        "customer_email",
-        "session_start",
-        "session_end",
-        "duration_seconds",
-        "pages_viewed",
-        "items_viewed",
-        "items_added_to_cart",
-        "items_viewed_count",
-        "items_added_to_cart_count",
-        "converted",
-        "device_type",
-        "browser",
-        "ip_network",
-    ],
-}
+CLEAN_COLUMNS = {s.name: list(s.clean_columns) for s in entities.SOURCES}
 
 
-class RejectRateExceeded(RuntimeError):
+class RejectRateExceeded(RuntimeError, NonRetryable):
     """A source rejected more rows than transform.max_reject_rate allows; nothing may be loaded."""
 
 
@@ -116,10 +74,6 @@ def _text(df: pd.DataFrame, col: str) -> pd.Series:
     return _clean(df[col].fillna(""))
 
 
-def _valid_email(s: pd.Series) -> pd.Series:
-    return s.str.match(EMAIL_RE).fillna(False).astype(bool)
-
-
 def _to_number(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s.where(s != ""), errors="coerce").astype("float64")
 
@@ -144,10 +98,10 @@ def _to_timestamp(s: pd.Series) -> pd.Series:
 _YEAR = r"(?<!\d)(?:19|20|21)\d{2}(?!\d)"
 _MIN_TS = pd.Timestamp("1900-01-01", tz="UTC")
 _MAX_TS = pd.Timestamp("2200-01-01", tz="UTC")
-# Limits of the warehouse column types: a value beyond them is quarantined instead of failing the load.
-INT4_MAX = 2_147_483_647
-NUMERIC_12_2_MAX = 1e10  # numeric(12,2): prices
-NUMERIC_14_2_MAX = 1e12  # numeric(14,2): order totals
+# Limits of the warehouse column types (entity registry): a value beyond them is quarantined instead of failing the load.
+INT4_MAX = entities.INT4_MAX
+NUMERIC_12_2_MAX = float(entities.NUMERIC_LIMITS[entities.ORDERS.column("unit_price").type])  # prices
+NUMERIC_14_2_MAX = float(entities.NUMERIC_LIMITS[entities.ORDERS.column("total_amount").type])  # order totals
 
 
 class _Rules:
@@ -205,12 +159,42 @@ def _rejects(
     ).reset_index(drop=True)
 
 
+_DATE = "a date with a year from 1900 to 2199 (ISO 8601 preferred)"
+_MONEY = f"a number ≥ 0 and below {NUMERIC_12_2_MAX:.0f}"
+# What each rule expected, one sentence per reason; `{field}` is the input field, `{got}` the value found.
+REJECT_DETAILS: dict[str, str] = {
+    "missing_order_reference": "order_reference must not be empty",
+    "missing_session_id": "session_id must not be empty",
+    "missing_status": "status must not be empty",
+    "missing_title": "title must not be empty",
+    "invalid_email": "{field} must be an e-mail address such as name@example.com (value not shown: personal data)",
+    "invalid_product_id": f"{{field}} must be a whole-number product id from 1 to {INT4_MAX}, got {{got}}",
+    "unknown_product": "product_id must name a product of this run or of the warehouse, got {got}",
+    "invalid_quantity": "quantity must be an integer ≥ 1, got {got}",
+    "invalid_unit_price": f"unit_price must be {_MONEY}, got {{got}}",
+    "invalid_price": f"price must be {_MONEY}, got {{got}}",
+    "total_amount_out_of_range": f"quantity × unit_price must be below {NUMERIC_14_2_MAX:.0f}, got quantity {{got}}",
+    "invalid_order_date": f"order_date must be {_DATE}, got {{got}}",
+    "invalid_signup_date": f"signup_date must be empty or {_DATE}, got {{got}}",
+    "invalid_session_start": f"session_start must be {_DATE}, got {{got}}",
+    "invalid_session_end": f"session_end must be empty or {_DATE}, got {{got}}",
+    "session_end_before_start": "session_end must not be before session_start, got {got}",
+    "session_too_long": f"session_end − session_start must be at most {INT4_MAX} seconds, got session_end {{got}}",
+    "invalid_pages_viewed": f"pages_viewed must be an integer from 0 to {INT4_MAX}, got {{got}}",
+    "invalid_items_viewed": "items_viewed must be a JSON list (or empty), got {got}",
+    "invalid_items_added_to_cart": "items_added_to_cart must be a JSON list (or empty), got {got}",
+    "invalid_conversion": "conversion must be true or false (1/0, yes/no, t/f, y/n) or empty, got {got}",
+}
+
+
 def _describe(reason: str, field_name: str, value: Any) -> str:
-    """One line for a reject; e-mail values are never repeated (personal data)."""
+    """One sentence for a reject saying what was expected; e-mail values are never repeated (personal data)."""
     if "email" in field_name:
-        return f"{field_name} is missing or not a valid address"
+        return REJECT_DETAILS["invalid_email"].format(field=field_name)
     shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-    return f"{field_name}={shown[:60]!r} fails {reason}"
+    got = repr(shown[:60]) + ("…" if len(shown) > 60 else "")
+    template = REJECT_DETAILS.get(reason, "{field} fails " + reason + ", got {got}")
+    return template.format(field=field_name, got=got)
 
 
 def price_tier(prices: pd.Series, tiers: Iterable[PriceTier]) -> pd.Series:
@@ -328,7 +312,7 @@ def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataF
 
     r = _Rules(raw.index)
     r.check(ref != "", "missing_order_reference", "order_reference")
-    r.check(_valid_email(email), "invalid_email", "customer_email")
+    r.check(email_series_valid(email), "invalid_email", "customer_email")
     r.check(_integral(product), "invalid_product_id", "product_id")
     known = np.fromiter(ctx.known_product_ids, dtype="int64", count=len(ctx.known_product_ids))
     r.check(product.isin(known), "unknown_product", "product_id")
@@ -386,7 +370,7 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
 
     r = _Rules(raw.index)
     r.check(sid != "", "missing_session_id", "session_id")
-    r.check(_valid_email(email), "invalid_email", "customer_email")
+    r.check(email_series_valid(email), "invalid_email", "customer_email")
     r.check(start.notna(), "invalid_session_start", "session_start")
     r.check(end.notna() | (end_text == ""), "invalid_session_end", "session_end")
     r.check(end.isna() | (end >= start), "session_end_before_start", "session_end")
@@ -438,7 +422,7 @@ def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     count = _to_number(_text(raw, "rating_count"))
 
     r = _Rules(raw.index)
-    r.check(_integral(pid) & (pid >= 1) & (pid <= 2_147_483_647), "invalid_product_id", "id")
+    r.check(_integral(pid) & (pid >= 1) & (pid <= INT4_MAX), "invalid_product_id", "id")
     r.check(title != "", "missing_title", "title")
     r.check(
         price.notna() & np.isfinite(price) & (price >= 0) & (price.round(2) < NUMERIC_12_2_MAX),
@@ -476,7 +460,7 @@ def transform_customers(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Da
     signup = _to_timestamp(signup_text)
 
     r = _Rules(raw.index)
-    r.check(_valid_email(email), "invalid_email", "email")
+    r.check(email_series_valid(email), "invalid_email", "email")
     r.check(signup.notna() | (signup_text == ""), "invalid_signup_date", "signup_date")
 
     ok = ~r.failed
@@ -524,7 +508,7 @@ class SourceResult:
     def reject_rate(self) -> float:
         return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TransformedSource:
         return {
             "source": self.source,
             "source_file": self.source_file,
@@ -630,7 +614,7 @@ class DataTransformer:
         results["products"] = self.transform_source("products", manifests["products"])
         run_ids = pd.read_csv(results["products"].clean_path, usecols=["product_id"])["product_id"]
         known = frozenset(int(x) for x in run_ids) | frozenset(int(x) for x in existing_product_ids)
-        for source in ("customers", "orders", "user_sessions"):
+        for source in (s.name for s in entities.SOURCES if s.name != "products"):
             results[source] = self.transform_source(source, manifests[source], known)
         check_reject_rates(results, self.settings.max_reject_rate)
         return results

@@ -46,9 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from include.extract import CUSTOMER_COLUMNS, ORDER_COLUMNS, SESSION_FIELDS  # the extractor's headers: one definition
+from include.entities import source  # the input headers: one definition, the entity registry
 
 log = logging.getLogger(__name__)
+
+ORDER_COLUMNS = source("orders").input_fields
+CUSTOMER_COLUMNS = source("customers").input_fields
+SESSION_FIELDS = source("user_sessions").input_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "raw"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from include.errors import NonRetryable
 from include.extract import redact_emails
 from include.quality.base import (
     FAMILY_NAMES,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class QualityCheckFailed(RuntimeError):
+class QualityCheckFailed(RuntimeError, NonRetryable):
     """At least one check of severity ``fail`` failed; the message names each check and value."""
 
 

@@ -16,12 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from include.errors import NonRetryable
+
 # TODO(entities): take SOURCES (and which are optional) from include/entities.py once it exists.
 SOURCES: tuple[str, ...] = ("products", "customers", "orders", "user_sessions")
 OPTIONAL_SOURCES: frozenset[str] = frozenset({"customers"})
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, NonRetryable):
     """The configuration is invalid; the message is one line naming the key and the offending value."""
 
 

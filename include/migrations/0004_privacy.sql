@@ -1,4 +1,4 @@
--- 0005_privacy: erasure/access requests, the suppression list and the privacy audit trail.
+-- 0004_privacy: erasure/access requests, the suppression list and the privacy audit trail.
 -- They live in their own schema `privacy`, which the warehouse backup excludes (include/backup.py):
 -- restoring an older backup rolls the warehouse back but never these tables, so every erasure made
 -- since that backup is re-applied by the post-restore step (include/privacy.py: reapply_erasures).
