@@ -463,3 +463,30 @@ def table_comments() -> dict[str, str]:
 def column_comments() -> dict[tuple[str, str], str]:
     """(table, column) → its COMMENT, for every column of every table of the warehouse."""
     return {(t.name, c.name): c.comment for t in TABLES for c in t.columns}
+
+
+def comments_sql() -> str:
+    """The COMMENT statements of every table and column (include/migrations/comments.sql is this text).
+
+    Generated rather than hand-written so the registry stays the one place for the descriptions; the file
+    exists for the psql-only container init (scripts/container_init_warehouse.sh).
+    """
+    from psycopg import sql
+
+    lines = [
+        "-- GENERATED from include/entities.py by `python -m include.entities > include/migrations/comments.sql`.",
+        "-- Applied after the numbered migrations whenever the live comments differ (idempotent). Do not edit.",
+    ]
+    for table, text in table_comments().items():
+        lines.append(sql.SQL("COMMENT ON TABLE {} IS {};").format(sql.Identifier(table), sql.Literal(text)).as_string())
+    for (table, column), text in column_comments().items():
+        lines.append(
+            sql.SQL("COMMENT ON COLUMN {} IS {};").format(sql.Identifier(table, column), sql.Literal(text)).as_string()
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(comments_sql())

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "schema_migrations"
+# Table/column COMMENTs, generated from the entity registry (include/entities.py): a repeatable step run
+# after the numbered migrations whenever the live comments differ from the registry.
+COMMENTS_FILE = "comments.sql"
 # Serialises concurrent migrators of one warehouse (any constant; the same for every release).
 MIGRATION_LOCK_KEY = 7_300_421_156
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -68,6 +71,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
+        if path.name == COMMENTS_FILE:  # the repeatable step, not a numbered migration
+            continue
         m = _FILE_NAME.match(path.name)
         if not m:
             raise MigrationError(f"migration file {path.name} is not named NNNN_<lower_case_name>.sql")
@@ -119,6 +124,32 @@ def pending(conn: psycopg.Connection[Any], schema: str = "public", directory: Pa
     return migrations if applied is None else _check(applied, migrations, schema)
 
 
+def stale_comments(conn: psycopg.Connection[Any], schema: str = "public") -> list[str]:
+    """The tables/columns whose live COMMENT differs from the entity registry (read-only)."""
+    from include.entities import column_comments, table_comments
+
+    tables, columns = table_comments(), column_comments()
+    live_t = dict(
+        conn.execute(
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+            (schema, list(tables)),
+        ).fetchall()
+    )
+    live_c = {
+        (t, c): d
+        for t, c, d in conn.execute(
+            "SELECT c.relname, a.attname, col_description(c.oid, a.attnum) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid"
+            " WHERE n.nspname = %s AND c.relname = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+            (schema, list(tables)),
+        ).fetchall()
+    }
+    stale = [t for t, text in tables.items() if live_t.get(t) != text]
+    stale += [f"{t}.{c}" for (t, c), text in columns.items() if live_c.get((t, c)) != text]
+    return stale
+
+
 def migrate(conn: psycopg.Connection[Any], schema: str = "public", directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations to `schema`; return the file names applied (empty when up to date).
 
@@ -130,7 +161,8 @@ def migrate(conn: psycopg.Connection[Any], schema: str = "public", directory: Pa
     Raises:
         MigrationError: an applied migration changed, is unknown, or a migration failed (rolled back).
     """
-    if not pending(conn, schema, directory):
+    comments = directory / COMMENTS_FILE
+    if not pending(conn, schema, directory) and not (comments.exists() and stale_comments(conn, schema)):
         return []
     applied_now: list[str] = []
     current = ""
@@ -157,6 +189,10 @@ def migrate(conn: psycopg.Connection[Any], schema: str = "public", directory: Pa
                     (m.version, m.name, m.checksum),
                 )
                 applied_now.append(m.file_name)
+            if comments.exists() and stale_comments(conn, schema):
+                current = COMMENTS_FILE
+                cur.execute(comments.read_bytes())
+                applied_now.append(COMMENTS_FILE)
     except psycopg.Error as err:
         where = f"migration {current}" if current else "preparing the migrations"
         raise MigrationError(

@@ -110,5 +110,14 @@ SQL
   fi
 done
 
+# The registry's table/column comments (generated from include/entities.py; idempotent, cheap).
+if [ -r "$MIGRATIONS_DIR/comments.sql" ]; then
+  psql -X -q -v ON_ERROR_STOP=1 -d "$WAREHOUSE_DB" -1 -v schema="$WAREHOUSE_SCHEMA" -f - <<SQL
+$set_role
+SELECT set_config('search_path', format('%I, public', :'schema'), true) \\g /dev/null
+\\i $MIGRATIONS_DIR/comments.sql
+SQL
+fi
+
 [ -z "$set_role" ] || roles   # per-table grants for the tables the migrations just created
 echo "container_init_warehouse: schema $WAREHOUSE_SCHEMA of $WAREHOUSE_DB is up to date ($applied migration(s) applied)"

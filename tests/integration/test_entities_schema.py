@@ -13,22 +13,6 @@ from include.config_loader import DEFAULT_CONFIG, Settings, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATION_0003 = ROOT / "include" / "migrations" / "0003_entities.sql"
-# Columns of the redesigned ledger (migration 0002_ledger, helper `schema`): documented in the registry already,
-# absent from this branch's schema until 0002 is merged. The lead empties this set when merging.
-PENDING_0002 = {
-    ("etl_runs", c)
-    for c in (
-        "attempt",
-        "failed_step",
-        "error_class",
-        "error_message",
-        "files_claimed",
-        "files_loaded",
-        "files_skipped",
-        "rows_stale",
-        "rows_unchanged",
-    )
-}
 
 
 def _columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str, bool]]:
@@ -77,15 +61,16 @@ def test_source_tables_match_the_registry(module_db: str, src: entities.Source) 
 def test_every_live_column_is_in_the_registry_with_its_type(module_db: str, table: entities.Table) -> None:
     with psycopg.connect(module_db) as conn:
         live = {name: (typ, nullable) for name, typ, nullable in _columns(conn, table.name)}
-        assert _keys(conn, table.name, "p") == {table.primary_key} or table.name == "etl_runs"  # 0002 redefines it
-    registry = {c.name: (c.type, c.nullable) for c in table.columns if (table.name, c.name) not in PENDING_0002}
+        assert _keys(conn, table.name, "p") == {table.primary_key}
+    registry = {c.name: (c.type, c.nullable) for c in table.columns}
     assert live == registry
 
 
 def test_every_table_of_the_schema_is_registered(module_db: str) -> None:
     with psycopg.connect(module_db) as conn:
         live = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert live == {t.name for t in entities.TABLES}
+    # schema_migrations is the migration runner's own bookkeeping, not warehouse data
+    assert live - {"schema_migrations"} == {t.name for t in entities.TABLES}
 
 
 def test_parents_come_first_and_the_sources_cover_the_reject_check() -> None:
@@ -103,38 +88,29 @@ def test_comments_cover_every_column_in_one_line() -> None:
         assert text.strip() and "\n" not in text and len(text) <= 200, text
 
 
-def test_comments_apply_to_the_live_schema(empty_db: str) -> None:
-    """What the `schema` helper's migrate() does with the registry: every COMMENT is valid SQL on a real schema."""
-    from psycopg import sql
+def test_comments_apply_to_the_live_schema(module_db: str) -> None:
+    """migrate() applied the registry's comments (include/migrations/comments.sql) to every table and column."""
+    from include.migrations import stale_comments
 
-    with psycopg.connect(empty_db) as conn:
-        conn.execute((ROOT / "init_db.sql").read_text())
-        conn.execute(MIGRATION_0003.read_bytes())
-        for table, text in entities.table_comments().items():
-            conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(table), sql.Literal(text)))
-        for (table, column), text in entities.column_comments().items():
-            if (table, column) in PENDING_0002:
-                continue
-            conn.execute(
-                sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                    sql.Identifier(table), sql.Identifier(column), sql.Literal(text)
-                )
-            )
+    with psycopg.connect(module_db) as conn:
+        assert stale_comments(conn) == []
         row = conn.execute("SELECT col_description('orders'::regclass, 3)").fetchone()  # customer_id
     assert row == (entities.ORDERS.column("customer_id").comment,)
 
 
 def test_migration_0003_upgrades_a_warehouse_of_the_previous_release(empty_db: str) -> None:
-    """Schema of init_db.sql with rows the old rule let in: 0003 applies, keeps them, refuses new ones, backfills keys."""
+    """Schema of the previous release with rows the old rule let in: 0003 applies, keeps them, refuses new ones, backfills keys."""
+    from include.migrations import migrate
+
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        conn.execute((ROOT / "init_db.sql").read_text())
+        conn.execute((ROOT / "tests" / "fixtures" / "init_db_round1.sql").read_text())
         conn.execute("INSERT INTO customers (email, etl_run_id) VALUES ('old@b.c.', 'r0'), ('ok@b.c', 'r0')")
         conn.execute(
             "INSERT INTO rejected_records (etl_run_id, source, source_file, line_number, reason, field, detail, raw_record)"
             " VALUES ('r0', 'orders', 'orders.csv', 2, 'invalid_quantity', 'quantity', 'x', '{\"order_reference\": \"O-1\"}'),"
             "        ('r1', 'orders', 'orders.csv', 2, 'invalid_quantity', 'quantity', 'x', '{\"order_reference\": \"O-1\"}')"
         )
-        conn.execute(MIGRATION_0003.read_bytes())
+        assert "0003_entities.sql" in migrate(conn)
         conn.execute(MIGRATION_0003.read_bytes())  # idempotent
         assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
         with pytest.raises(psycopg.errors.CheckViolation):

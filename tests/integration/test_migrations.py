@@ -13,7 +13,7 @@ import pytest
 
 from include import local_postgres
 from include.database import SchemaNotMigrated, require_migrated
-from include.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate, pending
+from include.migrations import COMMENTS_FILE, MIGRATIONS_DIR, MigrationError, discover, migrate, pending, stale_comments
 from tests.conftest import new_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +49,9 @@ def test_init_db_snapshot_equals_the_migrated_schema(pg_server: local_postgres.L
     snapshot = new_database(pg_server, "snap")
     with psycopg.connect(migrated, autocommit=True) as conn:
         applied = migrate(conn)
-    assert applied == [m.file_name for m in discover()]
+    assert applied == [*(m.file_name for m in discover()), COMMENTS_FILE]
     _run_sql_file(snapshot, ROOT / "init_db.sql")
+    _run_sql_file(snapshot, MIGRATIONS_DIR / COMMENTS_FILE)  # the registry's comments: not repeated in the snapshot
     a, b = _pg_dump(migrated), _pg_dump(snapshot)
     assert "CREATE VIEW public.etl_runs_effective" in a
     assert a == b, "init_db.sql differs from the migrated schema: update the snapshot"
@@ -73,7 +74,7 @@ def test_round1_warehouse_upgrades_in_place_keeping_its_rows(pg_server: local_po
         with pytest.raises(SchemaNotMigrated, match="warehouse schema is not migrated"):
             require_migrated(conn)
 
-        assert migrate(conn) == [m.file_name for m in discover()]
+        assert migrate(conn) == [*(m.file_name for m in discover()), COMMENTS_FILE]
 
         assert conn.execute("SELECT order_reference, total_amount, etl_run_id FROM orders").fetchall() == before
         assert conn.execute("SELECT email, first_name FROM customers").fetchall() == [("a@b.example", "Ana")]
@@ -155,10 +156,27 @@ def test_concurrent_migrators_apply_each_migration_once(pg_server: local_postgre
     for t in threads:
         t.join(60)
     assert not errors
-    assert sorted(results, key=len) == [[], [], [], [m.file_name for m in discover()]]
+    assert sorted(results, key=len) == [[], [], [], [*(m.file_name for m in discover()), COMMENTS_FILE]]
 
 
 def test_migration_files_are_well_named() -> None:
-    names = [p.name for p in sorted(MIGRATIONS_DIR.glob("*"))]
+    names = [p.name for p in sorted(MIGRATIONS_DIR.glob("*")) if p.name != COMMENTS_FILE]
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", n) for n in names), names
     assert [m.version for m in discover()][:2] == [1, 2]
+
+
+def test_comments_file_is_generated_from_the_registry() -> None:
+    from include.entities import comments_sql
+
+    assert (MIGRATIONS_DIR / COMMENTS_FILE).read_text() == comments_sql(), (
+        "include/migrations/comments.sql is stale: python -m include.entities > include/migrations/comments.sql"
+    )
+
+
+def test_a_changed_comment_is_reapplied_by_migrate(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert stale_comments(conn) == []
+        conn.execute("COMMENT ON COLUMN orders.quantity IS 'something else'")
+        assert stale_comments(conn) == ["orders.quantity"]
+        assert migrate(conn) == [COMMENTS_FILE]
+        assert stale_comments(conn) == [] and migrate(conn) == []
