@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from include.parsing import DATE_FORMATS, ENCODINGS, MIXED_ENCODING_MODES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 
@@ -145,6 +147,9 @@ class SourceConfig:
     name: str
     file: str
     required: bool
+    encoding: str = "auto"  # auto | utf-8 | cp1252 | latin-1 (include/parsing.py)
+    date_formats: tuple[str, ...] = ("iso8601",)
+    allow_header_only: bool = False  # a required file with a header and no rows is accepted (no-op)
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,7 @@ class Settings:
     quality: Mapping[str, Any]
     monitoring: Mapping[str, Any]
     alerting: Mapping[str, Any]
+    on_mixed_encoding: str = "fail"  # fail | quarantine (transform.on_mixed_encoding)
 
     def source_path(self, source: str) -> Path:
         return self.raw_data_dir / self.sources[source].file
@@ -240,8 +246,18 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         file = get_text(s, "file", f"sources.{name}")
         if "/" in file or file.startswith("."):
             raise ConfigError(f"'sources.{name}.file' must be a file name inside the raw directory, got {file!r}")
+        formats = s.get("date_formats", ["iso8601"])
+        if not isinstance(formats, list) or not formats or any(f not in DATE_FORMATS for f in formats):
+            raise ConfigError(
+                f"'sources.{name}.date_formats' must be a non-empty list of {list(DATE_FORMATS)}, got {formats!r}"
+            )
         sources[name] = SourceConfig(
-            name, file, get_bool(s, "required", f"sources.{name}", default=name != "customers")
+            name,
+            file,
+            get_bool(s, "required", f"sources.{name}", default=name != "customers"),
+            encoding=get_choice(s, "encoding", f"sources.{name}", ENCODINGS, "auto"),
+            date_formats=tuple(formats),
+            allow_header_only=get_bool(s, "allow_header_only", f"sources.{name}", False),
         )
     unknown = set(src) - set(SOURCES)
     if unknown:
@@ -323,6 +339,7 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         quality=section(raw, "quality") if "quality" in raw else {},
         monitoring=section(raw, "monitoring") if "monitoring" in raw else {},
         alerting=section(raw, "alerting") if "alerting" in raw else {},
+        on_mixed_encoding=get_choice(tr, "on_mixed_encoding", "transform", MIXED_ENCODING_MODES, "fail"),
     )
 
 
