@@ -55,9 +55,18 @@ def test_decimal_text_output_is_plain_with_scale_digits() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ok", "reason"),
-    [("2", True, None), ("+3", True, None), ("007", True, None), ("2.0", False, "invalid"), ("1e1", False, "invalid")]
-    + [("0", False, "out_of_range"), ("2147483648", False, "out_of_range"), ("9" * 30, False, "out_of_range")]
-    + [("", False, "invalid"), (" 2", False, "invalid")],
+    [
+        ("2", True, None),
+        ("+3", True, None),
+        ("007", True, None),
+        ("2.0", False, "invalid"),
+        ("1e1", False, "invalid"),
+        ("0", False, "out_of_range"),
+        ("2147483648", False, "out_of_range"),
+        ("9" * 30, False, "out_of_range"),
+        ("", False, "invalid"),
+        (" 2", False, "invalid"),
+    ],
 )
 def test_integer_text_only(text: str, ok: bool, reason: str | None) -> None:
     p = parse_integer(pd.Series([text]), 1, 2_147_483_647)
