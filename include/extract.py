@@ -435,7 +435,9 @@ class DataExtractor:
         try:
             return choose_encoding(scan, declared), None
         except EncodingProblem as err:
-            if not (scan.mixed and declared == "auto" and self.settings.on_mixed_encoding == "quarantine"):
+            # Quarantine applies where the file is UTF-8 with some bad lines (auto: mixed; declared utf-8: any bad byte).
+            utf8_with_bad_lines = scan.mixed if declared == "auto" else declared == "utf-8"
+            if not (utf8_with_bad_lines and self.settings.on_mixed_encoding == "quarantine"):
                 raise InputFileError(path.name, err.problem, line=err.line) from err
         with path.open("rb") as src, (out / "_utf8_copy.csv").open("wb") as dst:
             bad = utf8_lines_replacing_invalid(iter(lambda: src.read(1 << 20), b""), dst.write)

@@ -164,7 +164,7 @@ def choose_encoding(scan: EncodingScan, declared: str = "auto") -> str:
         raise EncodingProblem(
             f"mixed encoding: valid UTF-8 multi-byte characters (first at {where}) and a byte that is not "
             f"UTF-8 at {scan.first_invalid.describe()}; refusing to guess (fix the file, declare the "
-            "source's encoding, or set transform.on_mixed_encoding: quarantine)",
+            "source's encoding, or for a CSV file set transform.on_mixed_encoding: quarantine)",
             scan.first_invalid,
         )
     return "cp1252" if scan.cp1252_decodable else "latin-1"

@@ -311,3 +311,20 @@ def test_header_only_required_file_fails_unless_allowed(settings: Settings, fres
     out = pipeline.run_all(with_source(settings, "orders", allow_header_only=True), "run-allowed", fresh_db)
     assert out["sources"]["orders"]["rows_read"] == 0
     assert query(fresh_db, "SELECT count(*) FROM orders") == [(1,)]  # nothing deleted, nothing added
+
+
+def test_mixed_json_file_fails_naming_line_and_offset(settings: Settings, fresh_db: str) -> None:
+    good = json.dumps(
+        {"session_id": "S1", "customer_email": "zoë@example.com", "session_start": "2026-10-01"}, ensure_ascii=False
+    )
+    bad = b'{"session_id": "S2", "browser": "N\xe9tscape"}'
+    (settings.raw_data_dir / "user_sessions.json").write_bytes(good.encode() + b"\n" + bad + b"\n")
+    before = digest(fresh_db)
+    # JSON cannot quarantine a line (an array has none): even in quarantine mode the whole file fails.
+    quarantine = dataclasses.replace(settings, on_mixed_encoding="quarantine")
+    with pytest.raises(InputFileError, match=r"^user_sessions\.json, line 2: mixed encoding") as err:
+        pipeline.run_all(quarantine, "run-json-mixed", fresh_db)
+    offset = len(good.encode()) + 1 + bad.index(b"\xe9")
+    assert f"byte offset {offset} (0xE9)" in str(err.value)
+    assert "zoë" not in str(err.value)
+    assert digest(fresh_db) == before
