@@ -168,3 +168,63 @@ def test_json_type_contract() -> None:
     assert type_violation({"title": "Mug", "price": [1]}, contract) == ("price", "price must be a number, got array")
     assert type_violation({"title": "Mug", "rating": 4}, contract) == ("rating", "rating must be an object, got number")
     assert type_violation({"title": "Mug", "price": "9.99", "rating": None}, contract) is None
+
+
+# ---- config keys (sources.<name>.encoding / date_formats / allow_header_only, transform.on_mixed_encoding) ----
+def _config(**changes: object) -> dict:
+    import copy
+
+    import yaml
+
+    from include.config_loader import DEFAULT_CONFIG
+
+    raw = copy.deepcopy(yaml.safe_load(DEFAULT_CONFIG.read_text()))
+    for dotted, value in changes.items():
+        *path, key = dotted.split("__")
+        node = raw
+        for p in path:
+            node = node[p]
+        node[key] = value
+    return raw
+
+
+def test_parsing_config_keys_and_defaults() -> None:
+    from include.config_loader import DEFAULT_CONFIG, parse_config
+
+    s = parse_config(_config(), DEFAULT_CONFIG, env={})
+    assert (s.sources["orders"].encoding, s.sources["orders"].date_formats) == ("auto", ("iso8601",))
+    assert s.sources["orders"].allow_header_only is False and s.on_mixed_encoding == "fail"
+    s = parse_config(
+        _config(
+            sources__orders__encoding="cp1252",
+            sources__orders__date_formats=["dd/mm/yyyy", "iso8601"],
+            sources__orders__allow_header_only=True,
+            transform__on_mixed_encoding="quarantine",
+        ),
+        DEFAULT_CONFIG,
+        env={},
+    )
+    assert s.sources["orders"].encoding == "cp1252" and s.sources["orders"].date_formats == ("dd/mm/yyyy", "iso8601")
+    assert s.sources["orders"].allow_header_only is True and s.on_mixed_encoding == "quarantine"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "sources__orders__encoding",
+            "utf-16",
+            "'sources.orders.encoding' must be one of auto, utf-8, cp1252, latin-1",
+        ),
+        ("sources__orders__date_formats", ["dd.mm.yyyy"], "'sources.orders.date_formats' must be a non-empty list"),
+        ("sources__orders__date_formats", [], "'sources.orders.date_formats' must be a non-empty list"),
+        ("sources__orders__allow_header_only", "yes", "'sources.orders.allow_header_only' must be true or false"),
+        ("transform__on_mixed_encoding", "guess", "'transform.on_mixed_encoding' must be one of fail, quarantine"),
+    ],
+)
+def test_parsing_config_keys_are_validated(key: str, value: object, message: str) -> None:
+    from include.config_loader import DEFAULT_CONFIG, ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(_config(**{key: value}), DEFAULT_CONFIG, env={})
+    assert message in str(err.value)
