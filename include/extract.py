@@ -619,7 +619,7 @@ class DataExtractor:
                 )
             raw_line = obj.pop(_RAW_LINE, None)
             # JSON type contract: an object/array where a scalar is expected is quarantined, never stored as text.
-            broken = type_violation(obj, dict(contract)) if contract else None
+            broken = type_violation(obj, contract) if contract else None
             for col, mark in zip(
                 REJECT_MARK_COLUMNS, ("invalid_type", *broken) if broken else (None,) * 3, strict=True
             ):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import codecs
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -409,7 +409,7 @@ def json_type_name(value: object) -> str:
     return "number"  # Decimal from a parse that keeps number text
 
 
-def type_violation(record: dict[str, object], contract: dict[str, str]) -> tuple[str, str] | None:
+def type_violation(record: Mapping[str, object], contract: Mapping[str, str]) -> tuple[str, str] | None:
     """(field, detail) of the first field whose JSON type breaks `contract` (field -> 'scalar' | 'array' | 'object').
 
     'scalar' admits string, number, boolean and null (the transform judges the value); 'array' and
@@ -417,8 +417,8 @@ def type_violation(record: dict[str, object], contract: dict[str, str]) -> tuple
     """
     for name, expected in contract.items():
         value = record.get(name)
-        if value is None:
-            continue
+        if value is None or (expected == "scalar" and not isinstance(value, (dict, list))):
+            continue  # the common case, kept cheap: this runs once per field of a million records
         got = json_type_name(value)
         if expected == "scalar" and got in ("object", "array"):
             return name, f"{name} must be a {_scalar_word(name)}, got {got}"
