@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from include.settings.alerting import AlertingSection
     from include.settings.monitoring import MonitoringSection
 
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 

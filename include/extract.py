@@ -8,7 +8,6 @@ is never half-read.
 
 from __future__ import annotations
 
-import codecs
 import email.utils
 import hashlib
 import io
@@ -20,6 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +35,14 @@ from include.config_loader import ProductsApiConfig, Settings
 from include.emails import redact_emails
 from include.errors import NonRetryable
 from include.manifests import ExtractedSource
+from include.parsing import (
+    EncodingProblem,
+    EncodingScan,
+    choose_encoding,
+    scan_encoding,
+    type_violation,
+    utf8_lines_replacing_invalid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,30 @@ CSV_COLUMNS = {s.name: s.input_fields for s in entities.SOURCES if s.input_forma
 # Optional CSV columns may be absent from the header; required ones may not.
 OPTIONAL_CSV_COLUMNS = {s.name: s.optional_inputs for s in entities.SOURCES if s.input_format == "csv"}
 DELIMITERS = (",", ";", "|", "\t")
+# Staged beside the fields: a record the extract already knows is broken (wrong JSON type, bytes that are not
+# UTF-8 in a quarantined mixed file); the transform quarantines it with this reason, field and detail.
+REJECT_MARK_COLUMNS = ("_reject_reason", "_reject_field", "_reject_detail")
+# JSON type contract (include/parsing.type_violation): scalar = string/number/boolean/null.
+PRODUCT_CONTRACT = {
+    **dict.fromkeys(("id", "title", "price", "description", "category", "image"), "scalar"),
+    "rating": "object",
+}
+SESSION_CONTRACT = {
+    **dict.fromkeys(
+        (
+            "session_id",
+            "customer_email",
+            "session_start",
+            "session_end",
+            "pages_viewed",
+            "conversion",
+            "device_type",
+            "browser",
+            "ip_address",
+        ),
+        "scalar",
+    ),
+}  # items_viewed / items_added_to_cart: the transform's list rule already quarantines a non-array
 _RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
 
 
@@ -129,34 +161,22 @@ def _average_line_bytes(path: Path) -> int:
     return max(16, len(head) // max(1, head.count(b"\n")))
 
 
-def detect_encoding(path: Path) -> str:
-    """'utf-8-sig' with a BOM, 'utf-8' when the whole file decodes, else 'cp1252' when it decodes, else 'latin-1'."""
-    with path.open("rb") as f:
-        head = f.read(4)
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        f.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        try:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return _single_byte_encoding(path)
-    return "utf-8"
+def detect_encoding(path: Path, declared: str = "auto") -> str:
+    """The codec of `path` under the rules of include/parsing.py (whole file scanned in 1 MiB blocks).
+
+    Raises:
+        InputFileError: the file mixes UTF-8 with other bytes, or contradicts its declared encoding
+            (names the line and byte offset).
+    """
+    try:
+        return choose_encoding(_scan(path), declared)
+    except EncodingProblem as err:
+        raise InputFileError(path.name, err.problem, line=err.line) from err
 
 
-def _single_byte_encoding(path: Path) -> str:
-    # Windows-1252 is what "Latin-1" files from spreadsheets usually are (€, curly quotes); it leaves 5 bytes
-    # undefined, and a file using them is read as ISO-8859-1, which decodes every byte.
-    decoder = codecs.getincrementaldecoder("cp1252")()
+def _scan(path: Path) -> EncodingScan:
     with path.open("rb") as f:
-        try:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                decoder.decode(block)
-        except UnicodeDecodeError:
-            return "latin-1"
-    return "cp1252"
+        return scan_encoding(iter(lambda: f.read(1 << 20), b""))
 
 
 def _read_header(path: Path, encoding: str) -> str:
@@ -244,7 +264,8 @@ class ProductsApiClient:
                     )
                 else:
                     try:
-                        data = json.loads(resp.text, parse_constant=_reject_constant)
+                        # Decimal: a price's text survives exactly (1.005 stays 1.005, 1e1 stays exponent text).
+                        data = json.loads(resp.text, parse_constant=_reject_constant, parse_float=Decimal)
                     except ValueError as err:
                         raise ApiError(
                             f"products API {shown} returned a body that is not JSON: {redact_emails(str(err))[:200]}",
@@ -311,10 +332,14 @@ class DataExtractor:
             return self._empty(source, self.settings.sources[source].file, out)
         name = path.name
         expected = CSV_COLUMNS[source]
-        encoding = detect_encoding(path)
+        if path.stat().st_size == 0:
+            return self._no_rows(source, path, out, "0 bytes")
+        encoding, bad_lines = self._csv_encoding(source, path, out)
+        if bad_lines is not None:
+            path = out / "_utf8_copy.csv"  # invalid bytes replaced; those lines are quarantined below
         header_line = _read_header(path, encoding)
         if not header_line.strip():
-            raise InputFileError(name, "file is empty or has no header", line=1)
+            raise InputFileError(name, "file has no header (first line is blank)", line=1)
         delimiter = detect_delimiter(header_line, expected)
         header = [_normalise_name(c) for c in header_line.lstrip("\ufeff").split(delimiter)]
         missing = [c for c in expected if c not in header and c not in OPTIONAL_CSV_COLUMNS[source]]
@@ -364,11 +389,19 @@ class DataExtractor:
             table = table.select(list(expected))
             # Line of each record: header is line 1 (exact unless a field spans lines or blank lines precede it).
             table = table.append_column(LINE_COLUMN, pa.array(range(rows + 2, rows + 2 + table.num_rows), pa.int64()))
+            if bad_lines:
+                table = _mark_bad_encoding(table, bad_lines)
             part = out / f"part-{len(parts):05d}.parquet"
             pq.write_table(table, part, compression="snappy")
             parts.append(str(part))
             rows += table.num_rows
-        detail = {"encoding": encoding, "delimiter": delimiter}
+        detail: dict[str, Any] = {"encoding": encoding, "delimiter": delimiter}
+        if bad_lines is not None:
+            path.unlink()
+            path = self.settings.source_path(source)
+            detail["mixed_encoding_lines"] = len(bad_lines)
+        if rows == 0:
+            return self._no_rows(source, path, out, "header only", detail)
         log.info(
             "extracted %s: %d rows from %s (encoding %s, delimiter %r) into %d part(s)",
             source,
@@ -379,6 +412,49 @@ class DataExtractor:
             len(parts),
         )
         return ExtractManifest(source, name, str(out), tuple(parts), rows, _sha256(path), detail)
+
+    def _csv_encoding(self, source: str, path: Path, out: Path) -> tuple[str, dict[int, str] | None]:
+        """(codec, None), or for a mixed file under on_mixed_encoding=quarantine ('utf-8', {line: detail}).
+
+        Raises:
+            InputFileError: mixed (fail mode), or the declared encoding is contradicted.
+        """
+        declared = self.settings.sources[source].encoding
+        scan = _scan(path)
+        try:
+            return choose_encoding(scan, declared), None
+        except EncodingProblem as err:
+            # Quarantine applies where the file is UTF-8 with some bad lines (auto: mixed; declared utf-8: any bad byte).
+            utf8_with_bad_lines = scan.mixed if declared == "auto" else declared == "utf-8"
+            if not (utf8_with_bad_lines and self.settings.on_mixed_encoding == "quarantine"):
+                raise InputFileError(path.name, err.problem, line=err.line) from err
+        with path.open("rb") as src, (out / "_utf8_copy.csv").open("wb") as dst:
+            bad = utf8_lines_replacing_invalid(iter(lambda: src.read(1 << 20), b""), dst.write)
+        if bad and bad[0].record <= 1:
+            raise InputFileError(path.name, "header is not UTF-8 in a mixed-encoding file", line=1)
+        log.warning("%s mixes encodings: quarantining %d line(s) with bytes that are not UTF-8", path.name, len(bad))
+        return "utf-8-sig" if scan.bom else "utf-8", {
+            b.record: f"byte 0x{b.position.byte:02X} at {b.position.describe()} is not UTF-8 "
+            "(the file mixes UTF-8 and another encoding)"
+            for b in bad
+        }
+
+    def _no_rows(
+        self, source: str, path: Path, out: Path, what: str, detail: Mapping[str, Any] | None = None
+    ) -> ExtractManifest:
+        """An input without records: a reported no-op when optional or allowed, else an error naming the file.
+
+        Raises:
+            InputFileError: a required file is empty, or header-only without sources.<name>.allow_header_only.
+        """
+        cfg = self.settings.sources[source]
+        if cfg.required and (what == "0 bytes" or not cfg.allow_header_only):
+            hint = "" if what == "0 bytes" else f" (set sources.{source}.allow_header_only: true if that is expected)"
+            raise InputFileError(path.name, f"required input has no records ({what}){hint}")
+        log.warning("input for '%s' (%s) has no records (%s): nothing to load for this source", source, path.name, what)
+        for part in out.glob("part-*.parquet"):
+            part.unlink()
+        return ExtractManifest(source, path.name, str(out), (), 0, _sha256(path), {**(detail or {}), "empty": what})
 
     def _iter_batches(
         self, reader: Any, name: str, invalid: list[tuple[int | None, int, int, str]]
@@ -454,8 +530,10 @@ class DataExtractor:
         path = self._check_file(source)
         if path is None:
             return self._empty(source, self.settings.sources[source].file, out)
-        records = _iter_json_records(path)
-        parts, rows = self._stage_records(records, SESSION_FIELDS, out, path.name)
+        records = _iter_json_records(path, self.settings.sources[source].encoding)
+        parts, rows = self._stage_records(records, SESSION_FIELDS, out, path.name, contract=SESSION_CONTRACT)
+        if rows == 0:
+            return self._no_rows(source, path, out, "no records")
         log.info("extracted %s: %d records from %s into %d part(s)", source, rows, path.name, len(parts))
         return ExtractManifest(source, path.name, str(out), tuple(parts), rows, _sha256(path), {})
 
@@ -473,25 +551,41 @@ class DataExtractor:
             data = ProductsApiClient(api, session=session).fetch()
             shown = redact_url(api.url)
             records: Iterator[tuple[int, Any]] = ((i + 1, item) for i, item in enumerate(data))
-            parts, rows = self._stage_records(records, PRODUCT_FIELDS, out, shown, flatten=_flatten_product)
-            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            parts, rows = self._stage_records(
+                records, PRODUCT_FIELDS, out, shown, flatten=_flatten_product, contract=PRODUCT_CONTRACT
+            )
+            digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=_json_number).encode()).hexdigest()
             log.info("extracted products: %d from API %s", rows, shown)
             return ExtractManifest(source, shown, str(out), tuple(parts), rows, digest, {"origin": "api"})
         path = self._check_file(source)
         if path is None:
             return self._empty(source, self.settings.sources[source].file, out)
         parts, rows = self._stage_records(
-            _iter_json_records(path), PRODUCT_FIELDS, out, path.name, flatten=_flatten_product
+            _iter_json_records(path, self.settings.sources[source].encoding),
+            PRODUCT_FIELDS,
+            out,
+            path.name,
+            flatten=_flatten_product,
+            contract=PRODUCT_CONTRACT,
         )
+        if rows == 0:
+            return self._no_rows(source, path, out, "no records")
         log.info("extracted products: %d from %s", rows, path.name)
         return ExtractManifest(source, path.name, str(out), tuple(parts), rows, _sha256(path), {"origin": "file"})
 
     def _stage_records(
-        self, records: Iterable[tuple[int, Any]], fields: tuple[str, ...], out: Path, name: str, flatten: Any = None
+        self,
+        records: Iterable[tuple[int, Any]],
+        fields: tuple[str, ...],
+        out: Path,
+        name: str,
+        *,
+        flatten: Any = None,
+        contract: Mapping[str, str] | None = None,
     ) -> tuple[list[str], int]:
         parts: list[str] = []
         rows = 0
-        columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw")}
+        columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw", *REJECT_MARK_COLUMNS)}
         lines: list[int] = []
         limit = self.settings.max_field_chars
 
@@ -513,12 +607,18 @@ class DataExtractor:
                     name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)
                 )
             raw_line = obj.pop(_RAW_LINE, None)
+            # JSON type contract: an object/array where a scalar is expected is quarantined, never stored as text.
+            broken = type_violation(obj, contract) if contract else None
+            for col, mark in zip(
+                REJECT_MARK_COLUMNS, ("invalid_type", *broken) if broken else (None,) * 3, strict=True
+            ):
+                columns[col].append(mark)
             record = flatten(obj) if flatten else obj
             # JSON Lines: the line itself is the raw record (no second serialisation of a million objects).
             raw = (
                 raw_line
                 if raw_line is not None and not flatten
-                else json.dumps(record, ensure_ascii=False, default=str)
+                else json.dumps(record, ensure_ascii=False, default=_json_number)
             )
             if "\\u0000" in raw:
                 raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
@@ -542,6 +642,24 @@ class DataExtractor:
         return parts, rows
 
 
+def _json_number(value: Any) -> Any:
+    """json.dumps default for Decimal numbers: a float when it round-trips exactly, else the text."""
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    return str(value)
+
+
+def _mark_bad_encoding(table: pa.Table, bad_lines: Mapping[int, str]) -> pa.Table:
+    """Add the reject-mark columns: reason invalid_encoding on the staged lines that had bytes that are not UTF-8."""
+    details = [bad_lines.get(n) for n in table.column(LINE_COLUMN).to_pylist()]
+    reasons = [None if d is None else "invalid_encoding" for d in details]
+    fields = [None if d is None else LINE_COLUMN for d in details]
+    for col, values in zip(REJECT_MARK_COLUMNS, (reasons, fields, details), strict=True):
+        table = table.append_column(col, pa.array(values, pa.string()))
+    return table
+
+
 def _to_text(value: Any) -> str | None:
     """Stage a JSON value as text; lists/objects as JSON, booleans as true/false (the transform parses them)."""
     if value is None:
@@ -549,7 +667,7 @@ def _to_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_json_number)
     return str(value)
 
 
@@ -562,14 +680,16 @@ def _flatten_product(obj: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_json_records(path: Path, declared: str = "auto") -> Iterator[tuple[int, Any]]:
     """Yield (line-or-item number, object) from a JSON array (streamed) or a JSON Lines file.
 
     Raises:
         InputFileError: the JSON is invalid, naming the line (JSON Lines) or item (array).
     """
     name = path.name
-    encoding = detect_encoding(path)
+    encoding = detect_encoding(
+        path, declared
+    )  # a mixed JSON file always fails: a JSON array has no lines to quarantine
     with path.open("r", encoding=encoding) as f:
         first = ""
         while True:
@@ -589,7 +709,7 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line, parse_constant=_reject_constant)
+                    obj = json.loads(line, parse_constant=_reject_constant, parse_float=Decimal)
                 except ValueError as err:
                     detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else str(err)
                     raise InputFileError(
@@ -613,7 +733,8 @@ def _iter_json_array(path: Path, encoding: str) -> Iterator[tuple[int, Any]]:
         elif encoding == "utf-8-sig":
             raw.read(3)
         try:
-            for index, item in enumerate(ijson.items(stream, "item", use_float=True), start=1):
+            # use_float=False: non-integer numbers arrive as Decimal (exact text), never as binary floats.
+            for index, item in enumerate(ijson.items(stream, "item", use_float=False), start=1):
                 yield index, item
         except ijson.JSONError as err:
             raise InputFileError(path.name, f"invalid JSON after item {index}: {err}", line=None) from err

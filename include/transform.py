@@ -30,8 +30,9 @@ from include import entities
 from include.config_loader import IpPolicy, PriceTier, Settings
 from include.emails import email_series_valid
 from include.errors import NonRetryable
-from include.extract import LINE_COLUMN
+from include.extract import LINE_COLUMN, REJECT_MARK_COLUMNS
 from include.manifests import TransformedSource
+from include.parsing import ParsedDates, date_detail, parse_dates, parse_decimal, parse_integer, units_to_text
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class TransformContext:
     price_tiers: tuple[PriceTier, ...] = ()
     ip_policy: IpPolicy = field(default_factory=lambda: IpPolicy("truncate", 24, 48))
     known_product_ids: frozenset[int] = frozenset()
+    date_formats: tuple[str, ...] = ("iso8601",)  # sources.<name>.date_formats
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -78,30 +80,23 @@ def _to_number(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s.where(s != ""), errors="coerce").astype("float64")
 
 
-def _to_timestamp(s: pd.Series) -> pd.Series:
-    """Parse to UTC; naive values are taken as UTC. ISO-8601 fast path, then other spelled-out formats.
-
-    Only values that carry a full year (1900–2199) count: "3pm", "Jan", "now" or "today" would
-    otherwise become a made-up date (and "now" a different one on every re-run).
-    """
-    s = s.where(
-        (s != "") & s.str.contains(_YEAR, regex=True).fillna(False).astype(bool)
-    )  # pandas reads "now" as ISO-8601
-    out = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
-    retry = out.isna() & s.notna()
-    if retry.any():
-        out.loc[retry] = pd.to_datetime(s[retry], format="mixed", utc=True, errors="coerce")
-    in_range = (out >= _MIN_TS) & (out < _MAX_TS)
-    return out.where(in_range)
+def _to_timestamp(s: pd.Series, formats: tuple[str, ...] = ("iso8601",)) -> ParsedDates:
+    """Parse to UTC under the source's configured formats only (include/parsing.parse_dates); naive = UTC."""
+    return parse_dates(s, formats)
 
 
-_YEAR = r"(?<!\d)(?:19|20|21)\d{2}(?!\d)"
-_MIN_TS = pd.Timestamp("1900-01-01", tz="UTC")
-_MAX_TS = pd.Timestamp("2200-01-01", tz="UTC")
+def _date_details(text: pd.Series, parsed: ParsedDates, field_name: str, formats: tuple[str, ...]) -> pd.Series:
+    """Reject detail per row for a date field: the value and the accepted formats (ambiguity named)."""
+    bad = parsed.values.isna() & (text != "")
+    out = pd.Series(None, index=text.index, dtype=object)
+    for idx in text.index[bad]:
+        out[idx] = date_detail(field_name, str(text[idx]), formats, bool(parsed.ambiguous[idx]))
+    return out
+
+
 # Limits of the warehouse column types (entity registry): a value beyond them is quarantined instead of failing the load.
 INT4_MAX = entities.INT4_MAX
-NUMERIC_12_2_MAX = float(entities.NUMERIC_LIMITS[entities.ORDERS.column("unit_price").type])  # prices
-NUMERIC_14_2_MAX = float(entities.NUMERIC_LIMITS[entities.ORDERS.column("total_amount").type])  # order totals
+TOTAL_CENTS_LIMIT = int(entities.NUMERIC_LIMITS[entities.ORDERS.column("total_amount").type] * 100)  # numeric(14,2) in cents
 
 
 class _Rules:
@@ -110,12 +105,16 @@ class _Rules:
     def __init__(self, index: pd.Index):
         self.reason = pd.Series(None, index=index, dtype="object")
         self.field = pd.Series(None, index=index, dtype="object")
+        self.detail = pd.Series(None, index=index, dtype="object")
 
-    def check(self, ok: pd.Series, reason: str, column: str) -> None:
+    def check(self, ok: pd.Series, reason: str | pd.Series, column: str, detail: pd.Series | None = None) -> None:
+        """Record `reason` (or a per-row reason series) on rows failing `ok` that broke no rule yet."""
         bad = ~ok.fillna(False).astype(bool) & self.reason.isna()
         if bad.any():
-            self.reason[bad] = reason
+            self.reason[bad] = reason[bad] if isinstance(reason, pd.Series) else reason
             self.field[bad] = column
+            if detail is not None:
+                self.detail[bad] = detail[bad]
 
     @property
     def failed(self) -> pd.Series:
@@ -145,7 +144,8 @@ def _rejects(
     for idx, f in fields.items():
         reason = rules.reason[idx]
         value = values[f][idx] if f in values else None
-        details.append(_describe(reason, f, value))
+        given = rules.detail[idx]
+        details.append(given if isinstance(given, str) else _describe(reason, f, value))
     return pd.DataFrame(
         {
             "source": source,
@@ -160,7 +160,8 @@ def _rejects(
 
 
 _DATE = "a date with a year from 1900 to 2199 (ISO 8601 preferred)"
-_MONEY = f"a number ≥ 0 and below {NUMERIC_12_2_MAX:.0f}"
+_PRICE_MAX = entities.NUMERIC_LIMITS[entities.ORDERS.column("unit_price").type]
+_MONEY = f"a plain decimal number ≥ 0 with at most 2 decimals (no exponent), below {_PRICE_MAX:.0f}"
 # What each rule expected, one sentence per reason; `{field}` is the input field, `{got}` the value found.
 REJECT_DETAILS: dict[str, str] = {
     "missing_order_reference": "order_reference must not be empty",
@@ -171,9 +172,10 @@ REJECT_DETAILS: dict[str, str] = {
     "invalid_product_id": f"{{field}} must be a whole-number product id from 1 to {INT4_MAX}, got {{got}}",
     "unknown_product": "product_id must name a product of this run or of the warehouse, got {got}",
     "invalid_quantity": "quantity must be an integer ≥ 1, got {got}",
+    "too_many_decimals": "{field} must have at most 2 decimals (the warehouse keeps cents; no rounding), got {got}",
     "invalid_unit_price": f"unit_price must be {_MONEY}, got {{got}}",
     "invalid_price": f"price must be {_MONEY}, got {{got}}",
-    "total_amount_out_of_range": f"quantity × unit_price must be below {NUMERIC_14_2_MAX:.0f}, got quantity {{got}}",
+    "total_amount_out_of_range": f"quantity × unit_price must be below {TOTAL_CENTS_LIMIT // 100}, got quantity {{got}}",
     "invalid_order_date": f"order_date must be {_DATE}, got {{got}}",
     "invalid_signup_date": f"signup_date must be empty or {_DATE}, got {{got}}",
     "invalid_session_start": f"session_start must be {_DATE}, got {{got}}",
@@ -303,39 +305,45 @@ def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataF
     """Orders: reference, email, product (known), quantity ≥ 1, price ≥ 0, date; total = quantity × unit_price."""
     ref = _text(raw, "order_reference")
     email = _text(raw, "customer_email").str.lower()
-    product = _to_number(_text(raw, "product_id"))
-    qty = _to_number(_text(raw, "quantity"))
-    price = _to_number(_text(raw, "unit_price"))
-    date = _to_timestamp(_text(raw, "order_date"))
+    # Exact parsing from text (include/parsing.py): integers as integer text, money as decimal text in cents.
+    product = parse_integer(_text(raw, "product_id"), 1, INT4_MAX)
+    qty = parse_integer(_text(raw, "quantity"), 1, INT4_MAX)
+    price = parse_decimal(_text(raw, "unit_price"), scale=2, precision=12)
+    date_text = _text(raw, "order_date")
+    parsed_date = _to_timestamp(date_text, ctx.date_formats)
+    date = parsed_date.values
     status = _text(raw, "status").str.lower()
     payment = _text(raw, "payment_method").str.lower()
 
     r = _Rules(raw.index)
     r.check(ref != "", "missing_order_reference", "order_reference")
     r.check(email_series_valid(email), "invalid_email", "customer_email")
-    r.check(_integral(product), "invalid_product_id", "product_id")
+    r.check(product.ok, "invalid_product_id", "product_id")
     known = np.fromiter(ctx.known_product_ids, dtype="int64", count=len(ctx.known_product_ids))
-    r.check(product.isin(known), "unknown_product", "product_id")
-    r.check(_integral(qty) & (qty >= 1) & (qty <= INT4_MAX), "invalid_quantity", "quantity")
+    r.check(product.units.isin(known), "unknown_product", "product_id")
+    r.check(qty.ok, "invalid_quantity", "quantity")
+    r.check(price.ok | (price.reason != "too_many_decimals"), "too_many_decimals", "unit_price")
+    r.check(price.ok & (price.units >= 0), "invalid_unit_price", "unit_price")
+    # numeric(14,2): total cents < 10^14, compared without overflow (quantity ≤ 2^31, cents < 10^12).
+    r.check(price.units <= (TOTAL_CENTS_LIMIT - 1) // qty.units.clip(lower=1), "total_amount_out_of_range", "quantity")
     r.check(
-        price.notna() & np.isfinite(price) & (price >= 0) & (price.round(2) < NUMERIC_12_2_MAX),
-        "invalid_unit_price",
-        "unit_price",
+        date.notna(),
+        "invalid_order_date",
+        "order_date",
+        _date_details(date_text, parsed_date, "order_date", ctx.date_formats),
     )
-    r.check((qty * price.round(2)).round(2) < NUMERIC_14_2_MAX, "total_amount_out_of_range", "quantity")
-    r.check(date.notna(), "invalid_order_date", "order_date")
     r.check(status != "", "missing_status", "status")
 
     ok = ~r.failed
-    unit = price[ok].round(2)
+    cents = price.units[ok]
     valid = pd.DataFrame(
         {
             "order_reference": ref[ok],
             "customer_email": email[ok],
-            "product_id": product[ok].astype("int64"),
-            "quantity": qty[ok].astype("int64"),
-            "unit_price": unit,
-            "total_amount": (qty[ok] * unit).round(2),
+            "product_id": product.units[ok],
+            "quantity": qty.units[ok],
+            "unit_price": price.text(2)[ok],
+            "total_amount": units_to_text(cents * qty.units[ok], 2),
             "order_date": date[ok],
             "status": status[ok],
             "payment_method": payment[ok].where(payment[ok] != ""),
@@ -358,8 +366,9 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     sid = _text(raw, "session_id")
     email = _text(raw, "customer_email").str.lower()
     start_text, end_text = _text(raw, "session_start"), _text(raw, "session_end")
-    start, end = _to_timestamp(start_text), _to_timestamp(end_text)
-    pages = _to_number(_text(raw, "pages_viewed"))
+    start_parsed, end_parsed = _to_timestamp(start_text, ctx.date_formats), _to_timestamp(end_text, ctx.date_formats)
+    start, end = start_parsed.values, end_parsed.values
+    pages = parse_integer(_text(raw, "pages_viewed"), 0, INT4_MAX)
     viewed_ok, viewed, viewed_n = _json_list(
         raw["items_viewed"] if "items_viewed" in raw else pd.Series(None, index=raw.index)
     )
@@ -371,10 +380,20 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
     r = _Rules(raw.index)
     r.check(sid != "", "missing_session_id", "session_id")
     r.check(email_series_valid(email), "invalid_email", "customer_email")
-    r.check(start.notna(), "invalid_session_start", "session_start")
-    r.check(end.notna() | (end_text == ""), "invalid_session_end", "session_end")
+    r.check(
+        start.notna(),
+        "invalid_session_start",
+        "session_start",
+        _date_details(start_text, start_parsed, "session_start", ctx.date_formats),
+    )
+    r.check(
+        end.notna() | (end_text == ""),
+        "invalid_session_end",
+        "session_end",
+        _date_details(end_text, end_parsed, "session_end", ctx.date_formats),
+    )
     r.check(end.isna() | (end >= start), "session_end_before_start", "session_end")
-    r.check(_integral(pages) & (pages >= 0) & (pages <= INT4_MAX), "invalid_pages_viewed", "pages_viewed")
+    r.check(pages.ok, "invalid_pages_viewed", "pages_viewed")
     r.check(end.isna() | ((end - start).dt.total_seconds() <= INT4_MAX), "session_too_long", "session_end")
     r.check(viewed_ok, "invalid_items_viewed", "items_viewed")
     r.check(cart_ok, "invalid_items_added_to_cart", "items_added_to_cart")
@@ -389,7 +408,7 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
             "session_start": start[ok],
             "session_end": end[ok],
             "duration_seconds": duration.round().astype("Int64"),
-            "pages_viewed": pages[ok].astype("int64"),
+            "pages_viewed": pages.units[ok],
             "items_viewed": viewed[ok],
             "items_added_to_cart": cart[ok],
             "items_viewed_count": viewed_n[ok],
@@ -415,31 +434,28 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
 
 def transform_products(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Products: integer id, non-empty title, price ≥ 0; category trimmed + lower-cased; price tier."""
-    pid = _to_number(_text(raw, "id"))
+    pid = parse_integer(_text(raw, "id"), 1, INT4_MAX)
     title = _text(raw, "title")
-    price = _to_number(_text(raw, "price"))
+    price = parse_decimal(_text(raw, "price"), scale=2, precision=12)
     rate = _to_number(_text(raw, "rating_rate"))
     count = _to_number(_text(raw, "rating_count"))
 
     r = _Rules(raw.index)
-    r.check(_integral(pid) & (pid >= 1) & (pid <= INT4_MAX), "invalid_product_id", "id")
+    r.check(pid.ok, "invalid_product_id", "id")
     r.check(title != "", "missing_title", "title")
-    r.check(
-        price.notna() & np.isfinite(price) & (price >= 0) & (price.round(2) < NUMERIC_12_2_MAX),
-        "invalid_price",
-        "price",
-    )
+    r.check(price.ok | (price.reason != "too_many_decimals"), "too_many_decimals", "price")
+    r.check(price.ok & (price.units >= 0), "invalid_price", "price")
 
     ok = ~r.failed
-    p = price[ok].round(2)
     valid = pd.DataFrame(
         {
-            "product_id": pid[ok].astype("int64"),
+            "product_id": pid.units[ok],
             "name": title[ok],
             "description": _text(raw, "description")[ok].replace("", None),
-            "price": p,
+            "price": price.text(2)[ok],
             "category": _text(raw, "category")[ok].str.lower().replace("", None),
-            "price_tier": price_tier(p, ctx.price_tiers),
+            # Tier boundaries are compared in cents (exact for any 2-decimal max_price).
+            "price_tier": price_tier(price.units[ok] / 100, ctx.price_tiers),
             "image_url": _text(raw, "image")[ok].replace("", None),
             # The rating is decoration, not a rule: one outside numeric(4,2) / integer is stored as NULL.
             "rating_rate": rate[ok].round(2).where((rate[ok].round(2) >= 0) & (rate[ok].round(2) < 100)),
@@ -457,11 +473,17 @@ def transform_customers(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Da
     """Customers: valid email; names trimmed, country upper-cased (blank → NULL); signup_date a date when present."""
     email = _text(raw, "email").str.lower()
     signup_text = _text(raw, "signup_date")
-    signup = _to_timestamp(signup_text)
+    signup_parsed = _to_timestamp(signup_text, ctx.date_formats)
+    signup = signup_parsed.values
 
     r = _Rules(raw.index)
     r.check(email_series_valid(email), "invalid_email", "email")
-    r.check(signup.notna() | (signup_text == ""), "invalid_signup_date", "signup_date")
+    r.check(
+        signup.notna() | (signup_text == ""),
+        "invalid_signup_date",
+        "signup_date",
+        _date_details(signup_text, signup_parsed, "signup_date", ctx.date_formats),
+    )
 
     ok = ~r.failed
     valid = pd.DataFrame(
@@ -523,6 +545,41 @@ class SourceResult:
         }
 
 
+def _split_marked(raw: pd.DataFrame, source: str, ctx: TransformContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows for the rules, rejects) where the extract already marked a row broken (JSON type, encoding)."""
+    reason_col, field_col, detail_col = REJECT_MARK_COLUMNS
+    if reason_col not in raw:
+        return raw, pd.DataFrame(columns=REJECT_COLUMNS)
+    marked = raw[reason_col].notna()
+    rest = raw.loc[~marked].drop(columns=list(REJECT_MARK_COLUMNS))
+    if not marked.any():
+        return rest, pd.DataFrame(columns=REJECT_COLUMNS)
+    sub = raw.loc[marked]
+    if "_raw" in sub:
+        raw_json = sub["_raw"].astype(object)
+    else:
+        cols = [c for c in sub.columns if c != LINE_COLUMN and c not in REJECT_MARK_COLUMNS]
+        raw_json = pd.Series(
+            [
+                json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False)
+                for row in sub[cols].itertuples(index=False)
+            ],
+            index=sub.index,
+        )
+    rejects = pd.DataFrame(
+        {
+            "source": source,
+            "source_file": ctx.source_file,
+            "line_number": sub[LINE_COLUMN].astype("int64"),
+            "reason": sub[reason_col].astype(str),
+            "field": sub[field_col].astype(str),
+            "detail": sub[detail_col].astype(str),
+            "raw_record": raw_json,
+        }
+    ).reset_index(drop=True)
+    return rest, rejects
+
+
 def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
     out = {}
     for c in [*columns, LINE_COLUMN]:
@@ -553,7 +610,11 @@ class DataTransformer:
             source, str(manifest["file"]), str(out / f"{source}.clean.csv"), str(out / f"{source}.rejects.csv")
         )
         ctx = TransformContext(
-            str(manifest["file"]), self.settings.price_tiers, self.settings.ip_policy, known_product_ids
+            str(manifest["file"]),
+            self.settings.price_tiers,
+            self.settings.ip_policy,
+            known_product_ids,
+            self.settings.sources[source].date_formats,
         )
         rule = RULES[source]
         key = NATURAL_KEYS[source]
@@ -563,8 +624,11 @@ class DataTransformer:
         try:
             for part in manifest["parts"]:
                 raw = pq.read_table(part).to_pandas()
-                valid, rejected = rule(raw, ctx)
                 result.rows_read += len(raw)
+                raw, marked = _split_marked(raw, source, ctx)
+                valid, rejected = rule(raw, ctx)
+                if not marked.empty:
+                    rejected = pd.concat([marked, rejected], ignore_index=True)
                 result.rows_valid += len(valid)
                 result.rows_rejected += len(rejected)
                 result.reasons.update(rejected["reason"].tolist())

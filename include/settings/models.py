@@ -28,7 +28,7 @@ from include.settings.monitoring import MonitoringSection
 from include.settings.privacy import PrivacyConfig
 
 Encoding = Literal["auto", "utf-8", "cp1252", "latin-1"]
-DateFormat = Literal["iso8601", "dd/mm/yyyy", "mm/dd/yyyy", "yyyy-mm-dd"]
+DateFormat = Literal["iso8601", "dd/mm/yyyy", "mm/dd/yyyy"]  # include/parsing.py DATE_FORMATS
 
 
 class PathsSection(StrictModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ PRODUCTS = [
         "rating": {"rate": 4.2, "count": 7},
     }
 ]
+# fetch() keeps non-integer JSON numbers as exact Decimal text (issue 12 #4): what it must return for PRODUCTS.
+FETCHED = json.loads(json.dumps(PRODUCTS), parse_float=Decimal)
 
 
 def client(url: str, retries: int = 3, timeout: float = 2.0, sleeps: list[float] | None = None) -> ProductsApiClient:
@@ -38,7 +41,7 @@ def test_5xx_then_success(httpserver: HTTPServer) -> None:
     httpserver.expect_ordered_request("/products").respond_with_data("boom", status=503)
     httpserver.expect_ordered_request("/products").respond_with_data("boom", status=500)
     httpserver.expect_ordered_request("/products").respond_with_json(PRODUCTS)
-    assert client(httpserver.url_for("/products")).fetch() == PRODUCTS
+    assert client(httpserver.url_for("/products")).fetch() == FETCHED
     assert len(httpserver.log) == 3
 
 
@@ -48,7 +51,7 @@ def test_429_honours_retry_after(httpserver: HTTPServer) -> None:
     )
     httpserver.expect_ordered_request("/products").respond_with_json(PRODUCTS)
     sleeps: list[float] = []
-    assert client(httpserver.url_for("/products"), sleeps=sleeps).fetch() == PRODUCTS
+    assert client(httpserver.url_for("/products"), sleeps=sleeps).fetch() == FETCHED
     assert sleeps == [2.0]
 
 
@@ -81,7 +84,7 @@ def test_timeout_is_retried_then_succeeds() -> None:
 
     try:
         httpserver.expect_request("/products").respond_with_handler(slow_then_fast)
-        assert client(httpserver.url_for("/products"), timeout=0.3).fetch() == PRODUCTS
+        assert client(httpserver.url_for("/products"), timeout=0.3).fetch() == FETCHED
         assert calls["n"] == 2
     finally:
         httpserver.clear()

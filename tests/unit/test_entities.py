@@ -71,7 +71,7 @@ def test_every_reject_reason_has_a_sentence() -> None:
 
 
 def test_limits_follow_the_column_types() -> None:
-    assert transform.NUMERIC_12_2_MAX == 1e10 and transform.NUMERIC_14_2_MAX == 1e12
+    assert transform._PRICE_MAX == 10**10 and transform.TOTAL_CENTS_LIMIT == 10**14  # numeric(12,2), (14,2) in cents
     assert transform.INT4_MAX == 2**31 - 1
 
 

@@ -11,7 +11,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Imported only by local/dev tooling (lazily), declared in requirements-dev.txt.
-DEV_ONLY_FILES = {"include/local_postgres.py", "scripts/bench.py", "scripts/e2e.py"}
+DEV_ONLY_FILES = {
+    "include/local_postgres.py",
+    "scripts/bench.py",
+    "scripts/e2e.py",
+    "scripts/report_screenshots.py",
+}
 
 
 def _names(path: Path) -> set[str]:
