@@ -27,6 +27,7 @@ from include.config_loader import load_config
 from include.entities import SOURCE_NAMES
 from include.errors import fail_fast_on_non_retryable
 from include.manifests import ExtractedSource, LoadManifest, RunSummary, TransformManifest
+from include.run_failures import record_etl_failure
 
 SETTINGS = load_config()
 
@@ -108,7 +109,8 @@ def send_notification(loaded: LoadManifest) -> RunSummary:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=SETTINGS.max_retry_delay_seconds),
         "execution_timeout": timedelta(minutes=SETTINGS.execution_timeout_minutes),
-        **notifications.task_callbacks(),
+        # After the last try: the alert's reason, and the failed run as a fact in etl_runs.
+        "on_failure_callback": [notifications.TaskFailureRecorder(), record_etl_failure],
     },
     **notifications.dag_callbacks(SETTINGS.dag_id),
 )

@@ -64,6 +64,8 @@ def record_failure(  # noqa: PLR0917 - the positional signature is the contract 
             {source: counts} → one row each with the transform's counts (rows_read = loaded + rejected +
             duplicate; nothing of it was committed).
         status: default ``aborted`` for the reject-rate guard, else ``failed``.
+        started_at: the start of this execution of the run (Airflow's dag-run start_date); a second failure
+            with the same start is not written again (several tasks of one execution failing).
 
     Never raises for a database error (it runs on a failure path and must not mask the original error):
     it logs a warning and returns None.
@@ -85,6 +87,20 @@ def record_failure(  # noqa: PLR0917 - the positional signature is the contract 
                 cur.execute("SET LOCAL lock_timeout = '10s'")
                 cur.execute("SET LOCAL statement_timeout = '30s'")
                 attempt = next_attempt(cur, run_id)
+                if started_at is not None:
+                    # One failure per execution of the run: parallel tasks failing in the same execution (same
+                    # dag-run start) report once; the first failure is the one the operator needs.
+                    cur.execute(
+                        sql.SQL(
+                            "SELECT attempt FROM {} WHERE etl_run_id = %s AND started_at = %s"
+                            " AND status IN ('failed', 'aborted') LIMIT 1"
+                        ).format(sql.Identifier(schema, "etl_runs")),
+                        (run_id, started_at),
+                    )
+                    seen = cur.fetchone()
+                    if seen:
+                        log.info("ledger: run %s already recorded as failed (attempt %d)", run_id, seen[0])
+                        return int(seen[0])
                 cur.executemany(
                     sql.SQL(
                         "INSERT INTO {} (etl_run_id, attempt, source, source_file, rows_read, rows_loaded, rows_rejected,"

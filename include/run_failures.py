@@ -32,21 +32,19 @@ def failure_of(context: Mapping[str, Any]) -> tuple[str, str, BaseException | st
 
 
 def record_etl_failure(context: Mapping[str, Any]) -> None:
-    """``on_failure_callback``: record the failed run via ``include.ledger.record_failure``; never raises."""
-    try:
-        from include.ledger import record_failure  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.warning("include.ledger.record_failure not available: the failed run is not written to etl_runs")
-        return
+    """Task ``on_failure_callback`` (after the last try): record the failed run in etl_runs; never raises."""
     from include.config_loader import ConfigError, load_config
     from include.database import conninfo_from_connection
+    from include.ledger import record_failure
 
     run_id, step, error = failure_of(context)
+    dag_run = context.get("dag_run")
+    started = getattr(dag_run, "start_date", None)
     try:
         settings = load_config()
-        record_failure(conninfo_from_connection(settings.conn_id), run_id, step, error)
+        record_failure(
+            conninfo_from_connection(settings.conn_id), settings.schema, run_id, step, error, started_at=started
+        )
     # A failure callback must not raise: it would hide the failure it reports (and Airflow only logs it).
     except (ConfigError, LookupError, psycopg.Error):
         log.exception("could not record the failed ETL run %s in etl_runs", run_id)
-    else:
-        log.info("ETL run %s recorded as failed in etl_runs (step %s)", run_id, step)

@@ -146,4 +146,13 @@ def test_broken_file_fails_fast_and_loads_nothing(tmp_path: Path, fresh_db: str,
     assert "up_for_retry" not in output.lower()
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM etl_runs").fetchone() == (0,)
+        # The failed run is a fact in the ledger (one row: parallel tasks of one execution report once), and
+        # no reader counts it as a load.
+        rows = conn.execute(
+            "SELECT attempt, source, status, failed_step, error_class, error_message FROM etl_runs"
+        ).fetchall()
+        assert len(rows) == 1, rows
+        attempt, source, status, step, error_class, message = rows[0]
+        assert (attempt, source, status, step, error_class) == (1, "*", "failed", "extract_orders", "InputFileError")
+        assert "orders.csv, line 11: expected 8 fields, found 9" in message
+        assert conn.execute("SELECT count(*) FROM etl_runs_effective").fetchone() == (0,)

@@ -34,8 +34,6 @@ def test_dag_context_without_exception_gives_one_scrubbed_line() -> None:
     assert error == "DagRunFailed: task load_data failed (task_failure for <email>)"
 
 
-def test_without_the_ledger_module_the_callback_does_not_raise() -> None:
-    try:
-        import include.ledger  # noqa: F401
-    except ImportError:
-        record_etl_failure({"run_id": "manual__3"})  # logs a warning, never raises
+def test_the_callback_never_raises_when_the_warehouse_is_unreachable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", "postgresql://u:p@127.0.0.1:1/none")
+    record_etl_failure({"run_id": "manual__3"})  # logs a warning, never raises
