@@ -40,6 +40,8 @@ ENV_REPORTS_DIR = "ECOM_REPORTS_DIR"
 ENV_PRODUCTS_API_URL = "ECOM_PRODUCTS_API_URL"
 ENV_POSTGRES_CONN_ID = "ECOM_POSTGRES_CONN_ID"
 ENV_REPORTING_CONN_ID = "ECOM_REPORTING_CONN_ID"
+ENV_EXPORTS_DIR = "ECOM_EXPORTS_DIR"
+ENV_BACKUP_DIR = "ECOM_BACKUP_DIR"
 
 # Environment variable -> the key of config.yaml it replaces.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -49,6 +51,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     ENV_PRODUCTS_API_URL: ("sources", "products", "api_url"),
     ENV_POSTGRES_CONN_ID: ("database", "conn_id"),
     ENV_REPORTING_CONN_ID: ("database", "reporting_conn_id"),
+    ENV_EXPORTS_DIR: ("privacy", "exports_dir"),
+    ENV_BACKUP_DIR: ("privacy", "backup_dir"),
 }
 
 __all__ = ["SOURCES", "ConfigError", "Settings", "load_config", "parse_config"]

@@ -57,7 +57,9 @@ def transform(
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
     loader = DataLoader(conninfo, schema=settings.schema)
     existing = loader.existing_product_ids()
-    results = DataTransformer(settings, staging).transform_all(manifests, existing)
+    from include.privacy import suppression_for  # here: include.privacy imports the loader
+
+    results = DataTransformer(settings, staging, suppression_for(conninfo, settings)).transform_all(manifests, existing)
     return {"sources": {name: r.to_dict() for name, r in results.items()}}
 
 

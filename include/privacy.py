@@ -54,9 +54,8 @@ _TEXT_SUFFIXES = {".csv", ".json", ".jsonl", ".ndjson", ".html", ".htm", ".txt",
 _EMAIL_LIKE = re.compile(r"[^\s\"'<>(),;:\[\]{}\\]+@[^\s\"'<>(),;:\[\]{}\\]+")
 
 
-# Environment overrides, like the ECOM_*_DIR ones of config_loader.
-ENV_EXPORTS_DIR = "ECOM_EXPORTS_DIR"
-ENV_BACKUP_DIR = "ECOM_BACKUP_DIR"
+# Environment overrides (declared with the others in config_loader.ENV_OVERRIDES).
+from include.config_loader import ENV_BACKUP_DIR, ENV_EXPORTS_DIR  # noqa: E402
 
 
 def privacy_config(settings: Settings) -> PrivacyConfig:

@@ -71,5 +71,13 @@ BEGIN
         EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %I.schema_migrations FROM %I', sch, loader_r);
     END IF;
     EXECUTE format('GRANT pg_monitor TO %I', report_r);
+    -- Privacy (migration 0004, schema `privacy`): the transform reads the suppression list; requests and audit
+    -- rows are written by the privacy DAGs. Nothing here for the reporting role.
+    IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'privacy') THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA privacy TO %I', loader_r);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA privacy TO %I', loader_r);
+        EXECUTE format('GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA privacy TO %I', loader_r);
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA privacy TO %I', loader_r);
+    END IF;
 END
 $roles$;

@@ -96,7 +96,9 @@ def _date_details(text: pd.Series, parsed: ParsedDates, field_name: str, formats
 
 # Limits of the warehouse column types (entity registry): a value beyond them is quarantined instead of failing the load.
 INT4_MAX = entities.INT4_MAX
-TOTAL_CENTS_LIMIT = int(entities.NUMERIC_LIMITS[entities.ORDERS.column("total_amount").type] * 100)  # numeric(14,2) in cents
+TOTAL_CENTS_LIMIT = int(
+    entities.NUMERIC_LIMITS[entities.ORDERS.column("total_amount").type] * 100
+)  # numeric(14,2) in cents
 
 
 class _Rules:
@@ -596,9 +598,13 @@ def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
 class DataTransformer:
     """Transform the staged parts of each source into clean + rejects CSV files under `run_dir/transform`."""
 
-    def __init__(self, settings: Settings, run_dir: Path):
+    def __init__(
+        self, settings: Settings, run_dir: Path, suppression: tuple[frozenset[str], bytes | None] = (frozenset(), None)
+    ):
         self.settings = settings
         self.run_dir = Path(run_dir)
+        # Erased customers (include/privacy.py): their addresses become the token address before any rule runs.
+        self.suppressed_tokens, self.privacy_key = suppression
 
     def transform_source(
         self, source: str, manifest: Mapping[str, Any], known_product_ids: frozenset[int] = frozenset()
@@ -624,6 +630,13 @@ class DataTransformer:
         try:
             for part in manifest["parts"]:
                 raw = pq.read_table(part).to_pandas()
+                if self.privacy_key:
+                    from include import privacy  # here: privacy imports the loader, which imports this module
+
+                    if source in privacy.EMAIL_COLUMNS:
+                        raw = privacy.suppress(
+                            raw, privacy.EMAIL_COLUMNS[source], self.suppressed_tokens, self.privacy_key
+                        )
                 result.rows_read += len(raw)
                 raw, marked = _split_marked(raw, source, ctx)
                 valid, rejected = rule(raw, ctx)

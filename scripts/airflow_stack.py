@@ -81,6 +81,8 @@ CELERY_RESULTS = "AIRFLOW__CELERY__RESULT_BACKEND"
 CONN_LOADER = "AIRFLOW_CONN_POSTGRES_DEFAULT"  # warehouse, loader role (DML)
 CONN_REPORTING = "AIRFLOW_CONN_POSTGRES_REPORTING"  # warehouse, reporting role (quality/monitoring)
 CONN_AIRFLOW_API = "AIRFLOW_CONN_AIRFLOW_API"  # REST API as the Viewer `monitor`
+CONN_PRIVACY_KEY = "AIRFLOW_CONN_PRIVACY_KEY"  # key of the erasure tokens (privacy DAGs, the transform)
+CONN_BACKUP_KEY = "AIRFLOW_CONN_BACKUP_KEY"  # key of the backup encryption (privacy_maintenance)
 ADMIN_PASSWORD = "AIRFLOW_ADMIN_PASSWORD"  # noqa: S105 - the name of a variable
 MONITOR_PASSWORD = "AIRFLOW_MONITOR_PASSWORD"  # noqa: S105 - the name of a variable
 
@@ -101,10 +103,12 @@ COMPONENT_SECRETS: dict[str, frozenset[str]] = {
     # runs triggers (decrypts their arguments); in-process Execution API, no JWT
     "triggerer": frozenset({METADATA_CONN, FERNET_KEY}),
     # runs tasks: the metadata only through the Execution API with the token that came with the task
-    "celery-worker": frozenset({CELERY_BROKER, CELERY_RESULTS, CONN_LOADER, CONN_REPORTING, CONN_AIRFLOW_API}),
+    "celery-worker": frozenset(
+        {CELERY_BROKER, CELERY_RESULTS, CONN_LOADER, CONN_REPORTING, CONN_AIRFLOW_API, CONN_PRIVACY_KEY, CONN_BACKUP_KEY}
+    ),
 }
 # On LocalExecutor the scheduler runs the tasks itself: it also needs what the tasks use.
-_TASK_SECRETS = frozenset({CONN_LOADER, CONN_REPORTING, CONN_AIRFLOW_API})
+_TASK_SECRETS = frozenset({CONN_LOADER, CONN_REPORTING, CONN_AIRFLOW_API, CONN_PRIVACY_KEY, CONN_BACKUP_KEY})
 SECRET_SETTINGS = frozenset().union(*COMPONENT_SECRETS.values())
 # docker-compose.prod.yml service of each component
 COMPOSE_SERVICES = {
@@ -368,6 +372,8 @@ class AirflowStack:
             CONN_LOADER: self._server.url(WAREHOUSE_DB),
             CONN_REPORTING: self._server.url(WAREHOUSE_DB),
             CONN_AIRFLOW_API: json.dumps({**api_conn, "password": self.viewer_password}),
+            CONN_PRIVACY_KEY: json.dumps({"conn_type": "generic", "password": secrets.token_urlsafe(32)}),
+            CONN_BACKUP_KEY: json.dumps({"conn_type": "generic", "password": secrets.token_urlsafe(32)}),
             ADMIN_PASSWORD: self.admin_password,
             MONITOR_PASSWORD: self.viewer_password,
         }

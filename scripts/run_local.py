@@ -84,6 +84,14 @@ def airflow_env(
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:8080/execution/",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # Secrets of the privacy DAGs (keyed erasure tokens, backup encryption): generated once per checkout,
+            # the same files `make privacy-request` / `make backup` use.
+            "AIRFLOW_CONN_PRIVACY_KEY": json.dumps(
+                {"conn_type": "generic", "password": _secret("privacy.key", lambda: secrets.token_urlsafe(32))}
+            ),
+            "AIRFLOW_CONN_BACKUP_KEY": json.dumps(
+                {"conn_type": "generic", "password": _secret("backup.key", lambda: secrets.token_urlsafe(32))}
+            ),
             "ECOM_STAGING_DIR": env.get("ECOM_STAGING_DIR", str(LOCAL / "staging")),
             "ECOM_REPORTS_DIR": env.get("ECOM_REPORTS_DIR", str(LOCAL / "reports")),
         }

@@ -218,6 +218,9 @@ def test_redis_requires_a_password_and_the_broker_url_carries_it(prod_compose: d
 SECRET_POLICY = {
     "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
     "AIRFLOW_MONITOR_PASSWORD": {"airflow-init", "airflow-worker"},
+    # keys of the privacy DAGs: only where tasks run
+    "PRIVACY_KEY": {"airflow-worker"},
+    "BACKUP_KEY": {"airflow-worker"},
     "REDIS_PASSWORD": {"redis", "airflow-scheduler", "airflow-worker"},
     # the warehouse owner runs migrations and creates the roles: nothing else holds its password
     "WAREHOUSE_DB_PASSWORD": {"warehouse-db", "warehouse-init"},

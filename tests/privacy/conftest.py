@@ -82,6 +82,8 @@ def warehouse(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ECOM_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("ECOM_EXPORTS_DIR", str(tmp_path / "exports"))
     monkeypatch.setenv("ECOM_BACKUP_DIR", str(tmp_path / "backups"))
+    # The erasure key as the transform reads it (include.privacy.suppression_for → Airflow connection privacy_key).
+    monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_KEY", json.dumps({"conn_type": "generic", "password": KEY.decode()}))
     settings = load_config()
     cfg = privacy_config(settings)
     wh = Warehouse(fresh_db, settings, cfg, Dirs.of(settings, cfg), raw, tmp_path)
