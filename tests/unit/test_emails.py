@@ -52,7 +52,8 @@ def test_postgresql_reads_the_pattern_the_same_way(module_db: str) -> None:
     normalised = [normalize_email(raw) for raw, _ in CASES]
     with psycopg.connect(module_db) as conn:
         rows = conn.execute(
-            "SELECT v, v ~ %s FROM unnest(%s::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i", (EMAIL_PATTERN, normalised)
+            "SELECT v, v ~ %s FROM unnest(%s::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i",
+            (EMAIL_PATTERN, normalised),
         ).fetchall()
     assert [ok for _, ok in rows] == [valid for _, valid in CASES]
 
