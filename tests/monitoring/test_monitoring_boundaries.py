@@ -25,7 +25,8 @@ def limit_cases() -> list[Any]:
     """(metric, subject, level, limit) for every limit set by config.yaml or the defaults."""
     cases = []
     for name in sorted(METRICS):
-        subjects: list[str | None] = [None, *sorted(T.subjects.get(name, {}))]
+        mt = T.root.get(name)
+        subjects: list[str | None] = [None, *sorted(mt.subjects if mt is not None else {})]
         for subject in subjects:
             lim = T.for_(name, subject)
             for level in ("warn", "critical"):
