@@ -92,11 +92,12 @@ def monitoring_dag() -> None:
     @fail_fast_on_non_retryable()
     def check_data_freshness() -> dict[str, int]:
         from include.database import conninfo_from_connection
-        from include.monitoring import collect_freshness
+        from include.monitoring import collect_backup_status, collect_freshness
 
         settings = load_config()
         cfg = monitoring_config(settings)
-        metrics = collect_freshness(cfg, settings, conninfo_from_connection(settings.reporting_conn_id))
+        conninfo = conninfo_from_connection(settings.reporting_conn_id)
+        metrics = collect_freshness(cfg, settings, conninfo) + collect_backup_status(cfg, settings, conninfo)
         return _store_and_judge("check_data_freshness", metrics)
 
     @task

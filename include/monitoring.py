@@ -355,6 +355,40 @@ def collect_freshness(
     return out
 
 
+def collect_backup_status(
+    cfg: MonitoringConfig, settings: Settings, conninfo: str, now: datetime | None = None
+) -> list[Metric]:
+    """Age of the newest encrypted backup and the result of its last restore-check (include/backup.py).
+
+    A shop without a backup is warned (never silently ok); a restore-check that failed is critical.
+    """
+    from include.backup import newest_backup_age_hours
+    from include.privacy import privacy_config
+
+    t = cfg.thresholds
+    age = newest_backup_age_hours(privacy_config(settings), now)
+    out = [
+        judge(
+            "backup.age_hours",
+            None if age is None else round(age, 3),
+            t,
+            message="no backup taken yet (make backup, or the privacy_maintenance DAG)" if age is None else "",
+            status_if_none="warn",
+        )
+    ]
+    with connect(conninfo, schema=settings.schema, application_name="ecommerce_monitoring", autocommit=True) as conn:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT value, subject, message FROM {} WHERE metric_name = 'backup.restore_check'"
+                " ORDER BY collected_at DESC LIMIT 1"
+            ).format(ident(settings.schema, "monitoring_metrics"))
+        ).fetchone()
+    if row is not None:
+        value, subject, message = row
+        out.append(judge("backup.restore_check", value, t, subject=subject, message=message or "last restore-check"))
+    return out
+
+
 # ----------------------------------------------------------------------------------------- Airflow API
 class AirflowApiError(RuntimeError):
     """The Airflow REST API could not be reached or answered an error."""

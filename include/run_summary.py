@@ -33,6 +33,14 @@ RUNBOOK_ANCHORS: dict[str, str] = {
     "MonitoringBreach": "monitoring-breach",
     "AirflowTaskTimeout": "task-timeout",
     "AirflowApiError": "airflow-api-error",
+    "MissingInputError": "missing-input",
+    "EncodingProblem": "encoding-problem",
+    "SchemaNotMigrated": "schema-not-migrated",
+    "MigrationError": "migration-error",
+    "ConnectionNotDefined": "connection-not-defined",
+    "DatabaseAccessDenied": "database-access-denied",
+    "BackupError": "backup-error",
+    "NonRetryable": "non-retryable",
 }
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")

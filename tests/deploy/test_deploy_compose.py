@@ -237,6 +237,7 @@ SECRET_POLICY = {
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-db-clean",  # trims Airflow's own metadata (retention), from the host's cron
     },
     "PGADMIN_PASSWORD": {"pgadmin"},
     # the dag-processor encrypts trigger/watcher arguments, the triggerer decrypts them
@@ -315,7 +316,16 @@ def test_celery_workers_scale_and_share_the_staging_volume(prod_compose: dict[st
 
 def test_stack_has_the_expected_services(prod_compose: dict[str, Any]) -> None:
     services = prod_compose["services"]
-    expected = {"airflow-db", "warehouse-db", "redis", "warehouse-init", "airflow-init", "pgadmin", *AIRFLOW_SERVICES}
+    expected = {
+        "airflow-db",
+        "warehouse-db",
+        "redis",
+        "warehouse-init",
+        "airflow-init",
+        "airflow-db-clean",
+        "pgadmin",
+        *AIRFLOW_SERVICES,
+    }
     assert set(services) == expected
     assert services["airflow-db"]["environment"]["POSTGRES_DB"] == "airflow"
     assert services["warehouse-db"]["environment"]["POSTGRES_DB"] == "ecommerce_db"
