@@ -20,6 +20,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from include import notifications
 from include.config_loader import load_config
+from include.errors import fail_fast_on_non_retryable
 from include.privacy import privacy_config
 
 _settings = load_config()
@@ -54,6 +55,7 @@ def _run() -> tuple[str, str]:
 )
 def privacy_requests() -> None:
     @task
+    @fail_fast_on_non_retryable()
     def process_requests() -> dict[str, Any]:
         from include.database import conninfo_from_connection
         from include.privacy import Dirs, process_requests, secret_key
@@ -90,6 +92,7 @@ def privacy_requests() -> None:
 )
 def privacy_maintenance() -> None:
     @task
+    @fail_fast_on_non_retryable()
     def reapply_erasures() -> dict[str, int]:
         from include.database import conninfo_from_connection
         from include.privacy import reapply_erasures, secret_key
@@ -107,6 +110,7 @@ def privacy_maintenance() -> None:
         )
 
     @task
+    @fail_fast_on_non_retryable()
     def enforce_retention() -> dict[str, int]:
         from include.database import conninfo_from_connection
         from include.privacy import Dirs, enforce_retention
@@ -124,6 +128,7 @@ def privacy_maintenance() -> None:
         )
 
     @task
+    @fail_fast_on_non_retryable()
     def backup_and_restore_check() -> dict[str, Any]:
         from include.backup import backup_and_check
         from include.database import conninfo_from_connection

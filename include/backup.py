@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg import sql
 
 from include.database import describe
+from include.errors import NonRetryable
 from include.privacy import PRIVACY_SCHEMA, PrivacyConfig, record_metrics, write_private
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ _HEADER = struct.Struct(">8s16s8s")  # magic, HKDF salt, nonce prefix
 _RECORD = struct.Struct(">IB")  # ciphertext length, final flag
 
 
-class BackupError(RuntimeError):
+class BackupError(RuntimeError, NonRetryable):
     """A backup could not be made, read or verified; the message names the file."""
 
 

@@ -15,7 +15,7 @@ from include import local_postgres, pipeline
 from include.config_loader import DEFAULT_CONFIG, Settings, load_config
 from include.database import DatabaseAccessDenied, classify_db_error, connect
 from include.errors import NonRetryable
-from include.migrations import MIGRATIONS_DIR, migrate
+from include.migrations import COMMENTS_FILE, MIGRATIONS_DIR, discover, migrate
 from include.roles import RoleNames, role_conninfo, setup_warehouse
 from tests.conftest import new_database
 from tests.integration.test_load import write_inputs
@@ -34,6 +34,10 @@ class Warehouse:
         return role_conninfo(self.superuser, self.db, getattr(self.names, which), PASSWORDS[which])
 
 
+# Every numbered migration, then the registry's comments (include/migrations.py).
+ALL_MIGRATIONS = [*(m.file_name for m in discover()), COMMENTS_FILE]
+
+
 @pytest.fixture(scope="module")
 def wh(pg_server: local_postgres.LocalServer) -> Warehouse:
     db_url = new_database(pg_server, "roles")
@@ -41,7 +45,7 @@ def wh(pg_server: local_postgres.LocalServer) -> Warehouse:
     tag = uuid.uuid4().hex[:6]
     names = RoleNames(f"own_{tag}", f"load_{tag}", f"rep_{tag}")
     applied = setup_warehouse(pg_server.url(), str(db), "public", PASSWORDS, names)
-    assert applied == ["0001_baseline.sql", "0002_ledger.sql"]
+    assert applied == ALL_MIGRATIONS
     return Warehouse(pg_server.url(), str(db), names)
 
 
@@ -137,7 +141,7 @@ def test_a_round1_warehouse_is_handed_to_the_owner_and_migrated(pg_server: local
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "tests" / "fixtures" / "init_db_round1.sql").read_bytes())
     names = RoleNames()
-    assert setup_warehouse(pg_server.url(), db, "public", PASSWORDS, names) == ["0001_baseline.sql", "0002_ledger.sql"]
+    assert setup_warehouse(pg_server.url(), db, "public", PASSWORDS, names) == ALL_MIGRATIONS
     with psycopg.connect(url) as conn:
         owners = conn.execute(
             "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
