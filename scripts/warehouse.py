@@ -95,7 +95,7 @@ def main() -> int:
         os.execve(psql, [psql, psycopg.conninfo.make_conninfo(**info), *shlex.split(a.args)], env)  # noqa: S606 - fixed binary
     schema = _schema()
     names = reset(url, schema)
-    kept = ", ".join([*KEEP, f"{KEEP_PREFIX}*"])
+    kept = ", ".join([*KEEP, "the privacy schema (erasure suppression list, audit)"])
     sys.stdout.write(
         f"emptied {len(names)} table(s) in schema {schema}: {', '.join(names)}\n"
         f"kept: {kept}, and the Airflow home (.local/airflow)\n"

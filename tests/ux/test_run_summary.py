@@ -58,9 +58,9 @@ def test_missing_raw_dir_names_the_missing_file(tmp_path: Path, fresh_db: str, a
     raw = tmp_path / "no-such-dir"
     log_file = _run_etl(tmp_path, raw, fresh_db)
     assert _why(log_file, tmp_path) == [
-        f"  etl_ecommerce_pipeline: task extract_orders failed: FileNotFoundError: required input for 'orders' not found: {raw}/orders.csv",
-        f"  etl_ecommerce_pipeline: task extract_products failed: FileNotFoundError: required input for 'products' not found: {raw}/products.json",
-        f"  etl_ecommerce_pipeline: task extract_user_sessions failed: FileNotFoundError: required input for 'user_sessions' not found: {raw}/user_sessions.json",
+        f"  etl_ecommerce_pipeline: task extract_orders failed: MissingInputError: required input for 'orders' not found: {raw}/orders.csv",
+        f"  etl_ecommerce_pipeline: task extract_products failed: MissingInputError: required input for 'products' not found: {raw}/products.json",
+        f"  etl_ecommerce_pipeline: task extract_user_sessions failed: MissingInputError: required input for 'user_sessions' not found: {raw}/user_sessions.json",
         "    what to do: docs/runbook.md#missing-input",
         "    log: etl.log",
     ]

@@ -50,24 +50,16 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
             " VALUES ('r1', 'orders', 'orders.csv', 'invalid_quantity', '{}');"
             "INSERT INTO etl_runs (etl_run_id, source, rows_read, rows_loaded, rows_rejected, rows_duplicate, started_at)"
             " VALUES ('r1', 'orders', 1, 0, 1, 0, now());"
-            "CREATE TABLE ingested_files (path text PRIMARY KEY); INSERT INTO ingested_files VALUES ('orders.csv');"
-            "CREATE TABLE privacy_suppression (email_hash text PRIMARY KEY); INSERT INTO privacy_suppression VALUES ('h');"
-            "CREATE TABLE schema_migrations (version int PRIMARY KEY); INSERT INTO schema_migrations VALUES (1);"
+            "INSERT INTO privacy.privacy_suppressions (token) VALUES ('h');"
         )
+        migrations = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
     proc = _make("reset-warehouse", fresh_db)
     assert proc.returncode == 0, proc.stderr
-    assert "make run" in proc.stdout and "kept: schema_migrations, privacy_*" in proc.stdout
+    assert "make run" in proc.stdout and "kept: schema_migrations" in proc.stdout
     with psycopg.connect(fresh_db) as conn:
         count = {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in (
-                "customers",
-                "rejected_records",
-                "etl_runs",
-                "ingested_files",
-                "privacy_suppression",
-                "schema_migrations",
-            )
+            for t in ("customers", "rejected_records", "etl_runs", "privacy.privacy_suppressions", "schema_migrations")
         }
         emptied = [
             r[0]
@@ -76,13 +68,14 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
                 " WHERE nspname = 'public' AND relkind = 'r' ORDER BY 1"
             )
         ]
+    # the privacy schema (suppression list, audit) and the migration ledger are never emptied
     assert count == {
         "customers": 0,
         "rejected_records": 0,
         "etl_runs": 0,
-        "ingested_files": 0,
-        "privacy_suppression": 1,
-        "schema_migrations": 1,
+        "privacy.privacy_suppressions": 1,
+        "schema_migrations": migrations,
     }
+    assert migrations >= 4
     listed = proc.stdout.splitlines()[0].split(": ", 1)[1].split(", ")
-    assert sorted(listed) == sorted(t for t in emptied if t not in ("privacy_suppression", "schema_migrations"))
+    assert sorted(listed) == sorted(t for t in emptied if t != "schema_migrations")
