@@ -73,7 +73,7 @@ def stack() -> Iterator[Any]:
     with AirflowStack(run_dir, components=("api-server",), dags_folder=dags) as s:
         proc = subprocess.run(
             [sys.executable, str(dags / "mon_probes.py")],
-            env=s.env,
+            env=s.env_for("scheduler"),  # the metadata database, as the dag.test() of the probes needs
             capture_output=True,
             text=True,
             timeout=300,
