@@ -1,0 +1,58 @@
+"""The error policy's classification and conversion, pinned for mutation testing (include/errors.py)."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.errors import NonRetryable, fail_fast_on_non_retryable, is_non_retryable, register_non_retryable
+
+
+class _Registered(Exception):
+    pass
+
+
+class _Child(_Registered):
+    pass
+
+
+class _Flagged(Exception):
+    retryable = False
+
+
+class _FlaggedRetryable(Exception):
+    retryable = True
+
+
+def test_registration_covers_the_class_and_its_subclasses() -> None:
+    class Other(Exception):
+        pass
+
+    assert not is_non_retryable(_Child("x"))
+    register_non_retryable(_Registered, Other)
+    assert is_non_retryable(_Registered("x"))
+    assert is_non_retryable(_Child("x"))
+    assert is_non_retryable(Other("x"))
+    assert not is_non_retryable(ValueError("x"))
+
+
+def test_flags_and_cause_chain() -> None:
+    assert is_non_retryable(NonRetryable("x"))
+    assert is_non_retryable(_Flagged("x"))
+    assert not is_non_retryable(_FlaggedRetryable("x"))
+    assert not is_non_retryable(RuntimeError("x"))
+    wrapped = RuntimeError("outer")
+    wrapped.__cause__ = ValueError("inner")
+    assert not is_non_retryable(wrapped)
+
+
+def test_fail_fast_converts_with_the_message_or_the_class_name() -> None:
+    with pytest.raises(AirflowFailException) as err, fail_fast_on_non_retryable():
+        raise NonRetryable("bad input")
+    assert str(err.value) == "bad input"
+    assert isinstance(err.value.__cause__, NonRetryable)
+    with pytest.raises(AirflowFailException) as err, fail_fast_on_non_retryable():
+        raise _Flagged()
+    assert str(err.value) == "_Flagged"
+    with pytest.raises(ValueError, match="retry me"), fail_fast_on_non_retryable():
+        raise ValueError("retry me")
