@@ -12,6 +12,7 @@ from include.notifications import (
     REASON_CHARS,
     Alert,
     _count,
+    _ids,
     exception_reason,
     parse_alerting,
     run_url,
@@ -167,3 +168,20 @@ def test_parse_alerting_error_is_one_config_line() -> None:
     with pytest.raises(ConfigError) as err:
         parse_alerting({"chanels": ["email"]})
     assert str(err.value) == "unknown key 'alerting.chanels' — did you mean 'channels'?"
+
+
+class _Ti:
+    dag_id = "ti_dag"
+    run_id = "ti_run"
+
+
+class _Dag:
+    dag_id = "ctx_dag"
+
+
+def test_ids_prefer_the_context_then_the_task_instance() -> None:
+    ti = _Ti()
+    assert _ids({"ti": ti, "dag": _Dag(), "run_id": "ctx_run"}) == ("ctx_dag", "ctx_run", ti)
+    assert _ids({"task_instance": ti}) == ("ti_dag", "ti_run", ti)
+    assert _ids({}) == ("unknown_dag", "unknown_run", None)
+    assert _ids({"dag": None, "run_id": 5}) == ("unknown_dag", "5", None)
