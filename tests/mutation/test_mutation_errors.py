@@ -56,3 +56,18 @@ def test_fail_fast_converts_with_the_message_or_the_class_name() -> None:
     assert str(err.value) == "_Flagged"
     with pytest.raises(ValueError, match="retry me"), fail_fast_on_non_retryable():
         raise ValueError("retry me")
+
+
+def test_a_permission_error_anywhere_in_the_cause_chain_is_non_retryable() -> None:
+    import psycopg
+
+    denied = psycopg.errors.InsufficientPrivilege("permission denied for table orders")
+    assert is_non_retryable(denied)
+    middle = RuntimeError("load failed")
+    middle.__cause__ = denied
+    outer = RuntimeError("task failed")
+    outer.__cause__ = middle
+    assert is_non_retryable(outer)
+    other = RuntimeError("task failed")
+    other.__cause__ = psycopg.errors.SerializationFailure("retry me")
+    assert not is_non_retryable(other)

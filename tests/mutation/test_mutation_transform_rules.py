@@ -132,3 +132,19 @@ def test_customers_default_date_format_is_iso_only() -> None:
     assert _col(rejected, "detail") == [
         "signup_date='01/02/2024' is not a valid date in the accepted formats (iso8601; years 1900-2199)"
     ]
+
+
+def test_price_tiers_first_matching_upper_bound_wins() -> None:
+    from include.config_loader import PriceTier
+    from include.transform import price_tier
+
+    tiers = (PriceTier("low", 10.0), PriceTier("mid", 100.0), PriceTier("high", None))
+    prices = pd.Series([0.0, 10.0, 10.01, 100.0, 100.01, 1e12], index=[5, 6, 7, 8, 9, 10])
+    tiered = price_tier(prices, tiers)
+    assert tiered.tolist() == ["low", "low", "mid", "mid", "high", "high"]
+    assert tiered.index.tolist() == [5, 6, 7, 8, 9, 10]
+    assert tiered.dtype == object
+    four = (PriceTier("a", 10.0), PriceTier("b", 100.0), PriceTier("c", 1000.0), PriceTier("d", None))
+    assert price_tier(pd.Series([5.0, 50.0, 500.0, 5000.0]), four).tolist() == ["a", "b", "c", "d"]
+    open_middle = (PriceTier("a", 10.0), PriceTier("b", None), PriceTier("c", None))
+    assert price_tier(pd.Series([5.0, 5000.0]), open_middle).tolist() == ["a", "b"]
