@@ -8,14 +8,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.errors import NonRetryable, fail_fast_on_non_retryable, is_non_retryable, register_non_retryable
 
 
-class _Registered(Exception):
-    pass
-
-
-class _Child(_Registered):
-    pass
-
-
 class _Flagged(Exception):
     retryable = False
 
@@ -25,6 +17,13 @@ class _FlaggedRetryable(Exception):
 
 
 def test_registration_covers_the_class_and_its_subclasses() -> None:
+    # classes made per call: the registry is process-wide and this test may run more than once in one process
+    class _Registered(Exception):
+        pass
+
+    class _Child(_Registered):
+        pass
+
     class Other(Exception):
         pass
 
