@@ -75,13 +75,14 @@ def parse_alerting(raw: Mapping[str, Any]) -> AlertingConfig:
 # -------------------------------------------------------------------------------------------- messages
 _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]*@"), r"\1***@"),  # credentials in URLs
+    # before the key=value rule, which would mask only the word "Bearer" of "Authorization: Bearer <token>"
+    (re.compile(r"(?i)bearer\s+[a-z0-9._~+/=-]+"), "Bearer ***"),
     (
         re.compile(
             r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|authorization)\b(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
         ),
         r"\1\2***",
     ),
-    (re.compile(r"(?i)bearer\s+[a-z0-9._~+/=-]+"), "Bearer ***"),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
     (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){4,7}[0-9a-fA-F]{1,4}\b"), "<ip>"),  # IPv6, full
     (
