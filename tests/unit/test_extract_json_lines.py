@@ -112,3 +112,17 @@ def test_damage_in_a_later_block_names_its_line(tmp_path: Path) -> None:
     (tmp_path / "raw" / "user_sessions.json").write_bytes(text.encode())
     with pytest.raises(InputFileError, match=r"user_sessions\.json, line 9: invalid JSON Lines record"):
         _extractor(tmp_path, chunk_size=3).extract_sessions()
+
+
+def test_typed_columns_of_a_clean_block_match_the_per_record_text() -> None:
+    # One JSON type per column (the usual export): integer lists, booleans and integers take the Arrow casts.
+    lines = [
+        json.dumps({**BASE, "session_id": f"S{i}", "items_viewed": list(range(i)), "conversion": i % 2 == 0})
+        for i in range(4)
+    ]
+    buf = ("\n".join([*lines, json.dumps({**BASE, "items_viewed": None, "pages_viewed": -0})]) + "\n").encode()
+    fast = extract._json_lines_fast_table(buf, 1, extract.SESSION_FIELDS, extract.SESSION_CONTRACT, 100_000)
+    assert fast is not None
+    assert fast.to_pydict() == _reference(buf)
+    assert fast.column("items_viewed").to_pylist() == ["[]", "[0]", "[0, 1]", "[0, 1, 2]", None]
+    assert fast.column("conversion").to_pylist()[:2] == ["true", "false"]
