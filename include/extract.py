@@ -84,6 +84,8 @@ SESSION_CONTRACT = {
         "scalar",
     ),
 }  # items_viewed / items_added_to_cart: the transform's list rule already quarantines a non-array
+# JSON Lines decoded per block of this many lines: bounds the Python objects alive at once (memory stays flat).
+JSON_LINES_BLOCK_ROWS = 20_000
 _RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
 
 
@@ -615,7 +617,11 @@ class DataExtractor:
         parts: list[str] = []
         rows = slow_blocks = 0
         limit = self.settings.max_field_chars
-        for first_line, buf in _json_lines_blocks(path, encoding, self.settings.chunk_size):
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        # Decoded Python objects live for one small block only; a part gathers blocks up to chunk_size rows.
+        block_rows = max(1, min(self.settings.chunk_size, JSON_LINES_BLOCK_ROWS))
+        for first_line, buf in _json_lines_blocks(path, encoding, block_rows):
             table = _json_lines_fast_table(buf, first_line, fields, contract, limit)
             if table is None:
                 # Something the fast path does not decide (invalid JSON, a non-object, NUL, an oversize field, a lone
@@ -624,9 +630,17 @@ class DataExtractor:
                 table = _records_table(
                     _json_lines_records(path.name, buf, first_line), fields, path.name, limit, contract=contract
                 )
+            del buf
             if table is not None and table.num_rows:
-                parts.append(_write_part(out, len(parts), table))
-                rows += table.num_rows
+                pending.append(table)
+                pending_rows += table.num_rows
+            if pending_rows >= self.settings.chunk_size:
+                parts.append(_write_part(out, len(parts), pa.concat_tables(pending)))
+                rows += pending_rows
+                pending, pending_rows = [], 0
+        if pending:
+            parts.append(_write_part(out, len(parts), pa.concat_tables(pending)))
+            rows += pending_rows
         if slow_blocks:
             log.info("%s: %d block(s) read record by record", path.name, slow_blocks)
         return parts, rows
