@@ -9,10 +9,13 @@ is never half-read.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
+import operator
 import random
 import shutil
 import time
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -80,6 +84,8 @@ SESSION_CONTRACT = {
         "scalar",
     ),
 }  # items_viewed / items_added_to_cart: the transform's list rule already quarantines a non-array
+# JSON Lines decoded per block of this many lines: bounds the Python objects alive at once (memory stays flat).
+JSON_LINES_BLOCK_ROWS = 20_000
 _RAW_LINE = "\x00raw"  # key under which a JSON Lines record carries its own text (cannot clash: JSON keys from files hold no NUL)
 
 
@@ -530,8 +536,14 @@ class DataExtractor:
         path = self._check_file(source)
         if path is None:
             return self._empty(source, self.settings.sources[source].file, out)
-        records = _iter_json_records(path, self.settings.sources[source].encoding)
-        parts, rows = self._stage_records(records, SESSION_FIELDS, out, path.name, contract=SESSION_CONTRACT)
+        # A mixed JSON file always fails: a JSON array has no lines to quarantine.
+        encoding = detect_encoding(path, self.settings.sources[source].encoding)
+        kind = _json_kind(path, encoding)
+        if kind == "{" and encoding in ("utf-8", "utf-8-sig"):
+            parts, rows = self._stage_json_lines(path, encoding, SESSION_FIELDS, out, SESSION_CONTRACT)
+        else:
+            records = _iter_json_encoded(path, encoding, kind)
+            parts, rows = self._stage_records(records, SESSION_FIELDS, out, path.name, contract=SESSION_CONTRACT)
         if rows == 0:
             return self._no_rows(source, path, out, "no records")
         log.info("extracted %s: %d records from %s into %d part(s)", source, rows, path.name, len(parts))
@@ -585,61 +597,114 @@ class DataExtractor:
     ) -> tuple[list[str], int]:
         parts: list[str] = []
         rows = 0
-        columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw", *REJECT_MARK_COLUMNS)}
-        lines: list[int] = []
-        limit = self.settings.max_field_chars
-
-        def flush() -> None:
-            nonlocal columns, lines
-            if not lines:
-                return
-            arrays = {f: pa.array(v, pa.string()) for f, v in columns.items()}
-            arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
-            part = out / f"part-{len(parts):05d}.parquet"
-            pq.write_table(pa.table(arrays), part, compression="snappy")
-            parts.append(str(part))
-            columns = {f: [] for f in columns}
-            lines = []
-
-        for line, obj in records:
-            if not isinstance(obj, dict):
-                raise InputFileError(
-                    name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)
-                )
-            raw_line = obj.pop(_RAW_LINE, None)
-            # JSON type contract: an object/array where a scalar is expected is quarantined, never stored as text.
-            broken = type_violation(obj, contract) if contract else None
-            for col, mark in zip(
-                REJECT_MARK_COLUMNS, ("invalid_type", *broken) if broken else (None,) * 3, strict=True
-            ):
-                columns[col].append(mark)
-            record = flatten(obj) if flatten else obj
-            # JSON Lines: the line itself is the raw record (no second serialisation of a million objects).
-            raw = (
-                raw_line
-                if raw_line is not None and not flatten
-                else json.dumps(record, ensure_ascii=False, default=_json_number)
+        it = iter(records)
+        while True:
+            # A generator slice: at most one chunk of records is alive, as staged columns.
+            chunk = itertools.islice(it, self.settings.chunk_size)
+            table = _records_table(
+                chunk, fields, name, self.settings.max_field_chars, flatten=flatten, contract=contract
             )
-            if "\\u0000" in raw:
-                raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
-            for f in fields:
-                text = _to_text(record.get(f))
-                if text is not None and len(text) > limit:
-                    raise InputFileError(
-                        name,
-                        f"field longer than extract.max_field_chars ({len(text)} > {limit})",
-                        line=line,
-                        field=f,
-                        value=text,
-                    )
-                columns[f].append(text)
-            columns["_raw"].append(raw)
-            lines.append(line)
-            rows += 1
-            if len(lines) >= self.settings.chunk_size:
-                flush()
-        flush()
+            if table is None:
+                break
+            parts.append(_write_part(out, len(parts), table))
+            rows += table.num_rows
         return parts, rows
+
+    def _stage_json_lines(
+        self, path: Path, encoding: str, fields: tuple[str, ...], out: Path, contract: Mapping[str, str]
+    ) -> tuple[list[str], int]:
+        """Stage a UTF-8 JSON Lines file block by block: a vectorised decode, per-record only where a block needs it."""
+        parts: list[str] = []
+        rows = slow_blocks = 0
+        limit = self.settings.max_field_chars
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        # Decoded Python objects live for one small block only; a part gathers blocks up to chunk_size rows.
+        block_rows = max(1, min(self.settings.chunk_size, JSON_LINES_BLOCK_ROWS))
+        for first_line, buf in _json_lines_blocks(path, encoding, block_rows):
+            table = _json_lines_fast_table(buf, first_line, fields, contract, limit)
+            if table is None:
+                # Something the fast path does not decide (invalid JSON, a non-object, NUL, an oversize field, a lone
+                # CR): the per-record reader takes this block and raises or quarantines exactly as it always did.
+                slow_blocks += 1
+                table = _records_table(
+                    _json_lines_records(path.name, buf, first_line), fields, path.name, limit, contract=contract
+                )
+            del buf
+            if table is not None and table.num_rows:
+                pending.append(table)
+                pending_rows += table.num_rows
+            if pending_rows >= self.settings.chunk_size:
+                parts.append(_write_part(out, len(parts), pa.concat_tables(pending)))
+                rows += pending_rows
+                pending, pending_rows = [], 0
+        if pending:
+            parts.append(_write_part(out, len(parts), pa.concat_tables(pending)))
+            rows += pending_rows
+        if slow_blocks:
+            log.info("%s: %d block(s) read record by record", path.name, slow_blocks)
+        return parts, rows
+
+
+def _write_part(out: Path, index: int, table: pa.Table) -> str:
+    part = out / f"part-{index:05d}.parquet"
+    pq.write_table(table, part, compression="snappy")
+    return str(part)
+
+
+def _records_table(
+    records: Iterable[tuple[int, Any]],
+    fields: tuple[str, ...],
+    name: str,
+    limit: int,
+    *,
+    flatten: Any = None,
+    contract: Mapping[str, str] | None = None,
+) -> pa.Table | None:
+    """Stage decoded JSON records (one chunk) as string columns + raw record + reject marks + line; None when empty.
+
+    Raises:
+        InputFileError: a record is not an object, holds a NUL character or an oversize field.
+    """
+    columns: dict[str, list[str | None]] = {f: [] for f in (*fields, "_raw", *REJECT_MARK_COLUMNS)}
+    lines: list[int] = []
+    for line, obj in records:
+        if not isinstance(obj, dict):
+            raise InputFileError(
+                name, f"expected a JSON object, found {type(obj).__name__}", line=line, value=json.dumps(obj)
+            )
+        raw_line = obj.pop(_RAW_LINE, None)
+        # JSON type contract: an object/array where a scalar is expected is quarantined, never stored as text.
+        broken = type_violation(obj, contract) if contract else None
+        for col, mark in zip(REJECT_MARK_COLUMNS, ("invalid_type", *broken) if broken else (None,) * 3, strict=True):
+            columns[col].append(mark)
+        record = flatten(obj) if flatten else obj
+        # JSON Lines: the line itself is the raw record (no second serialisation of a million objects).
+        raw = (
+            raw_line
+            if raw_line is not None and not flatten
+            else json.dumps(record, ensure_ascii=False, default=_json_number)
+        )
+        if "\\u0000" in raw:
+            raise InputFileError(name, "NUL character in a value (PostgreSQL text cannot hold it)", line=line)
+        for f in fields:
+            text = _to_text(record.get(f))
+            if text is not None and len(text) > limit:
+                raise InputFileError(
+                    name,
+                    f"field longer than extract.max_field_chars ({len(text)} > {limit})",
+                    line=line,
+                    field=f,
+                    value=text,
+                )
+            columns[f].append(text)
+        columns["_raw"].append(raw)
+        lines.append(line)
+    if not lines:
+        return None
+    arrays = {f: pa.array(v, pa.string()) for f, v in columns.items()}
+    arrays[LINE_COLUMN] = pa.array(lines, pa.int64())
+    return pa.table(arrays)
 
 
 def _json_number(value: Any) -> Any:
@@ -686,19 +751,21 @@ def _iter_json_records(path: Path, declared: str = "auto") -> Iterator[tuple[int
     Raises:
         InputFileError: the JSON is invalid, naming the line (JSON Lines) or item (array).
     """
-    name = path.name
-    encoding = detect_encoding(
-        path, declared
-    )  # a mixed JSON file always fails: a JSON array has no lines to quarantine
+    # A mixed JSON file always fails: a JSON array has no lines to quarantine.
+    encoding = detect_encoding(path, declared)
+    yield from _iter_json_encoded(path, encoding, _json_kind(path, encoding))
+
+
+def _json_kind(path: Path, encoding: str) -> str:
+    """The first character that is not whitespace: '[' (array), '{' (JSON Lines), '' (nothing)."""
     with path.open("r", encoding=encoding) as f:
-        first = ""
         while True:
             ch = f.read(1)
-            if not ch:
-                break
-            if not ch.isspace():
-                first = ch
-                break
+            if not ch or not ch.isspace():
+                return ch
+
+
+def _iter_json_encoded(path: Path, encoding: str, first: str) -> Iterator[tuple[int, Any]]:
     if first == "":
         return
     if first == "[":
@@ -706,20 +773,168 @@ def _iter_json_records(path: Path, declared: str = "auto") -> Iterator[tuple[int
     elif first == "{":
         with path.open("r", encoding=encoding) as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line, parse_constant=_reject_constant, parse_float=Decimal)
-                except ValueError as err:
-                    detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else str(err)
-                    raise InputFileError(
-                        name, f"invalid JSON Lines record: {detail}", line=lineno, value=line.strip()
-                    ) from err
-                if isinstance(obj, dict):
-                    obj[_RAW_LINE] = line.strip()
-                yield lineno, obj
+                if line.strip():
+                    yield lineno, _json_line(path.name, lineno, line)
     else:
-        raise InputFileError(name, f"expected a JSON array or JSON Lines objects, file starts with {first!r}", line=1)
+        raise InputFileError(
+            path.name, f"expected a JSON array or JSON Lines objects, file starts with {first!r}", line=1
+        )
+
+
+def _json_line(name: str, lineno: int, line: str) -> Any:
+    """One JSON Lines record, carrying its own text under _RAW_LINE.
+
+    Raises:
+        InputFileError: the line is not valid JSON (names line and column).
+    """
+    try:
+        obj = json.loads(line, parse_constant=_reject_constant, parse_float=Decimal)
+    except ValueError as err:
+        detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else str(err)
+        raise InputFileError(name, f"invalid JSON Lines record: {detail}", line=lineno, value=line.strip()) from err
+    if isinstance(obj, dict):
+        obj[_RAW_LINE] = line.strip()
+    return obj
+
+
+def _json_lines_blocks(path: Path, encoding: str, rows: int) -> Iterator[tuple[int, bytes]]:
+    """(number of the block's first line, bytes of `rows` whole lines; fewer at the end of the file)."""
+    size = max(1 << 16, rows * _average_line_bytes(path))
+    lineno = 1
+    pending = b""
+    eof = False
+    with path.open("rb") as f:
+        if encoding == "utf-8-sig":
+            f.read(3)
+        while True:
+            while not eof and pending.count(b"\n") < rows:
+                more = f.read(size)
+                eof = not more
+                pending += more
+            if not pending:
+                return
+            cut = 0
+            for _ in range(rows):
+                found = pending.find(b"\n", cut)
+                if found < 0:
+                    cut = len(pending)
+                    break
+                cut = found + 1
+            buf, pending = pending[:cut], pending[cut:]
+            yield lineno, buf
+            lineno += _count_lines(buf)
+
+
+def _count_lines(buf: bytes) -> int:
+    """Lines in `buf` as a text-mode file counts them (universal newlines: \\n, \\r\\n and a lone \\r)."""
+    lone_cr = buf.count(b"\r") - buf.count(b"\r\n")
+    if lone_cr == 0:
+        return buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+    return sum(1 for _ in io.TextIOWrapper(io.BytesIO(buf), encoding="utf-8", newline=None))
+
+
+def _json_lines_records(name: str, buf: bytes, first_line: int) -> Iterator[tuple[int, Any]]:
+    """The per-record reader over one block: the same line splitting, checks and messages as the whole-file reader."""
+    text = io.TextIOWrapper(io.BytesIO(buf), encoding="utf-8", newline=None)
+    for lineno, line in enumerate(text, start=first_line):
+        if line.strip():
+            yield lineno, _json_line(name, lineno, line)
+
+
+def _violating_types(expected: str | None, kinds: set[type]) -> set[type]:
+    """The Python types among `kinds` that may break a field's JSON type contract (type_violation decides per row)."""
+    if expected is None:
+        return set()
+    if expected == "scalar":
+        return kinds & {dict, list}
+    return kinds - {list if expected == "array" else dict}
+
+
+def _text_array(values: list[Any], kinds: set[type]) -> pa.Array:
+    """`values` staged as text, exactly as _to_text would: Arrow casts where the column has one JSON type."""
+    if kinds <= {str}:
+        return pa.array(values, pa.string())
+    if kinds == {bool}:
+        return pa.array(values, pa.bool_()).cast(pa.string())  # true / false
+    if kinds == {int}:
+        try:
+            return pa.array(values, pa.int64()).cast(pa.string())
+        except (OverflowError, pa.ArrowException):
+            pass  # beyond 64 bits: Python's own text below
+    if kinds == {list} and set(map(type, itertools.chain.from_iterable(v for v in values if v is not None))) <= {int}:
+        try:
+            lists = pa.array(values, pa.list_(pa.int64()))
+        except (OverflowError, pa.ArrowException):
+            pass
+        else:
+            # json.dumps' layout of a list of integers: "[1, 2]", "[]".
+            joined = pc.binary_join(lists.cast(pa.list_(pa.string())), ", ")
+            return pc.binary_join_element_wise("[", joined, "]", "")
+    return pa.array([_to_text(v) for v in values], pa.string())
+
+
+@functools.cache
+def _struct_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """A decoder of JSON objects into a struct of `fields` (any JSON type each; other keys skipped, as staging does).
+
+    Decimal: a number's text stays exact, as with json.loads; msgspec also keeps the last of a duplicate key and
+    refuses NaN/Infinity like the per-record reader.
+    """
+    struct = msgspec.defstruct("JsonRecord", [(f, Any, None) for f in fields])
+    return msgspec.json.Decoder(struct, float_hook=Decimal)
+
+
+_NONE = type(None)
+
+
+def _json_lines_fast_table(
+    buf: bytes, first_line: int, fields: tuple[str, ...], contract: Mapping[str, str], limit: int
+) -> pa.Table | None:
+    """Stage one block of JSON Lines like _records_table would, with C-level decoding and Arrow columns.
+
+    Returns None when the block holds anything whose outcome the per-record reader decides (invalid JSON, a
+    line that is not an object, an escaped NUL, a field over `limit`, a lone CR that text mode counts as a line).
+    msgspec decodes what json.loads does (see _struct_decoder), and one record of an unexpected JSON type does not fail the block (pyarrow's JSON reader would: it types a
+    whole block by its first rows).
+    """
+    if b"\\u0000" in buf or buf.count(b"\r") != buf.count(b"\r\n"):
+        return None
+    lines = buf.split(b"\n")
+    keep = [i for i, line in enumerate(lines) if line.strip()]
+    decoder = _struct_decoder(tuple(dict.fromkeys((*fields, *contract))))
+    try:
+        objs = [decoder.decode(lines[i]) for i in keep]
+    except msgspec.DecodeError:  # ValidationError (a line that is not an object) included
+        return None
+    if not objs:
+        return None
+    arrays: dict[str, pa.Array] = {}
+    suspects: set[int] = set()
+    for f in decoder.type.__struct_fields__:
+        values = list(map(operator.attrgetter(f), objs))
+        kinds = set(map(type, values)) - {_NONE}
+        bad = _violating_types(contract.get(f), kinds)
+        if bad:
+            suspects.update(i for i, v in enumerate(values) if type(v) in bad)
+        if f not in fields:
+            continue
+        arr = _text_array(values, kinds)
+        longest = pc.max(pc.utf8_length(arr)).as_py() if len(arr) else None
+        if longest is not None and longest > limit:
+            return None
+        arrays[f] = arr
+    raw = pc.utf8_trim_whitespace(pa.array([lines[i] for i in keep], pa.binary()).cast(pa.string()))
+    arrays["_raw"] = raw
+    marks: list[list[str | None]] = [[None] * len(objs) for _ in REJECT_MARK_COLUMNS]
+    for i in suspects:
+        broken = type_violation(msgspec.structs.asdict(objs[i]), contract)
+        if broken:
+            for col, mark in zip(marks, ("invalid_type", *broken), strict=True):
+                col[i] = mark
+    for col, values in zip(REJECT_MARK_COLUMNS, marks, strict=True):
+        arrays[col] = pa.array(values, pa.string())
+    arrays[LINE_COLUMN] = pa.array([first_line + i for i in keep], pa.int64())
+    return pa.table(arrays)
 
 
 def _iter_json_array(path: Path, encoding: str) -> Iterator[tuple[int, Any]]:

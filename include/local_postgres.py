@@ -23,6 +23,20 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
+
+# Server settings for bulk loads (docs/benchmarks.md explains each, and what production should use).
+# A load upserts millions of rows into indexed tables in one transaction: the default 128 MB cache is outgrown
+# by the indexes of a 10M-row table, and the default 1 GB of WAL forces a checkpoint (and full-page images
+# of every touched index page after it) every few hundred thousand rows.
+BULK_LOAD_SETTINGS: dict[str, str] = {
+    "shared_buffers": "512MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "8GB",
+    "min_wal_size": "512MB",
+    "checkpoint_timeout": "30min",
+    "checkpoint_completion_target": "0.9",
+    "wal_compression": "on",
+}
 _SYSTEM_USER = "embedded_postgres"
 
 
@@ -174,7 +188,8 @@ def start(data_dir: Path | str, port: int | None = None) -> LocalServer:
             "-l",
             str(data_dir / "server.log"),
             "-o",
-            f"-h 127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off",
+            f"-h 127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off "
+            + " ".join(f"-c {k}={v}" for k, v in BULK_LOAD_SETTINGS.items()),
             "start",
         ],
         user,
