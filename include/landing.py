@@ -141,6 +141,8 @@ def claim(
     conn: psycopg.Connection[Any],
     run_id: str,
     reprocess: Sequence[str] = (),
+    *,
+    archive_leftovers: bool = True,
 ) -> ClaimManifest:
     """List, hash and claim the new files of every source (products first); skip content already loaded.
 
@@ -235,7 +237,7 @@ def claim(
                 f"in {base} and none was ever loaded"
             )
     manifest = ClaimManifest(claimed=claimed, skipped=skipped)
-    if settings.landing.archive and leftovers:
+    if settings.landing.archive and leftovers and archive_leftovers:
         # Loaded by an earlier run that crashed between its commit and its archive step: finish that step.
         manifest["archived"] = [str(archive_file(settings, src, p, conn)) for src, p in leftovers]
     for s in skipped:

@@ -296,6 +296,11 @@ class DataLoader:
                             ).format(stg, sql.Literal(f["rel_path"]), sql.Literal(f.get("file_id")))
                         )
                         _copy_file(cur, stg, [*entity.staging_types, "_line"], Path(f["clean_path"]))
+                        staged, expected = cur.rowcount, int(f.get("rows_loaded", f.get("rows_valid", 0)))
+                        if staged != expected:  # the transform and the database must agree on every row
+                            raise psycopg.DataError(
+                                f"{entity.source}: {staged} rows staged from {f['rel_path']}, transform reported {expected}"
+                            )
                     if entity.joins_customer:
                         step = f"derive customers from {entity.source}"
                         self._derive_customers(cur, entity, run_id, counts)

@@ -22,6 +22,7 @@ from include.config_loader import Settings
 from include.database import conninfo_from_connection, require_migrated
 from include.emails import redact_emails
 from include.entities import SOURCES, Source
+from include.errors import NonRetryable
 from include.extract import DataExtractor, ExtractManifest, InputFileError
 from include.landing import ClaimManifest, FileRef
 from include.load import DataLoader
@@ -164,14 +165,24 @@ def _load_manifest(run_id: str, result: Mapping[str, Any]) -> LoadManifest:
 
 
 # ---- the landing zone: one task per file ---------------------------------------------------------
-def claim(settings: Settings, run_id: str, conninfo: str | None = None, reprocess: Sequence[str] = ()) -> ClaimManifest:
-    """The files this run loads (products first) and those it skips (content already loaded)."""
+def claim(
+    settings: Settings,
+    run_id: str,
+    conninfo: str | None = None,
+    reprocess: Sequence[str] = (),
+    *,
+    dry_run: bool = False,
+) -> ClaimManifest:
+    """The files this run loads (products first) and those it skips (content already loaded).
+
+    A dry run moves nothing (no archiving of an earlier run's leftovers).
+    """
     from include.database import connect
 
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
     with connect(conninfo, schema=settings.schema) as conn:
         require_migrated(conn, settings.schema)
-        return landing.claim(settings, conn, run_id, reprocess)
+        return landing.claim(settings, conn, run_id, reprocess, archive_leftovers=not dry_run)
 
 
 def extract_file(ref: FileRef, settings: Settings, staging: Path) -> ExtractedFile:
@@ -225,7 +236,9 @@ def transform_products(
 def transform_file(
     f: ExtractedFile, products: ProductsStep, settings: Settings, staging: Path, conninfo: str | None = None
 ) -> TransformedFile:
-    """Transform one non-product file against the known product ids."""
+    """Transform one file against the known product ids (a product file: its result from transform_products)."""
+    if f["source"] == "products":
+        return next(p for p in products["products"] if p["tag"] == f["tag"])
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
     text = Path(products["known_product_ids_path"]).read_text()
     known = frozenset(int(x) for x in text.split()) if text else frozenset()
@@ -274,6 +287,47 @@ def load_files(
     return _load_manifest(run_id, result)
 
 
+def preview(
+    files: Sequence[TransformedFile], skipped: Sequence[Mapping[str, Any]], settings: Settings, run_id: str
+) -> LoadManifest:
+    """A dry run's manifest: what would be loaded (per source and file), with reject reasons; nothing written."""
+    sources: dict[str, LoadedSource] = {}
+    for f in files:
+        t = f["transformed"]
+        if t is None:
+            log.warning("dry run: %s would be %s", f["rel_path"], f"quarantined: {f['bad']}" if f["bad"] else "skipped")
+            continue
+        s = sources.setdefault(
+            f["source"],
+            {
+                "source_file": "",
+                "rows_read": 0,
+                "rows_loaded": 0,
+                "rows_rejected": 0,
+                "rows_duplicate": 0,
+                "top_reasons": {},
+            },
+        )
+        s["source_file"] = ", ".join(x for x in (s["source_file"], f["rel_path"]) if x)
+        s["rows_read"] += t["rows_read"]
+        s["rows_loaded"] += t["rows_valid"]  # before the database decides duplicates: an upper bound
+        s["rows_rejected"] += t["rows_rejected"]
+        for reason, n in t["top_reasons"].items():
+            s["top_reasons"][reason] = s["top_reasons"].get(reason, 0) + n
+    try:
+        check_file_reject_rates(files, settings.max_reject_rate)
+    except NonRetryable as err:  # a preview reports the guard instead of failing on it
+        log.warning("dry run: the real run would fail: %s", err)
+    return {
+        "run_id": run_id,
+        "seconds": 0.0,
+        "sources": sources,
+        "rejects_table": "rejected_records",
+        "skipped": [dict(x) for x in skipped],  # type: ignore[misc]
+        "dry_run": True,
+    }
+
+
 def finish_files(loaded: LoadManifest, settings: Settings, conninfo: str | None = None) -> list[str]:
     """After the commit: archive loaded files (landing.archive) and move quarantined ones to failed/."""
     conninfo = conninfo or conninfo_from_connection(settings.conn_id)
@@ -303,12 +357,10 @@ def run_all(
     timings["extract"] = time.monotonic() - t
     t = time.monotonic()
     products = transform_products(extracted, settings, staging, conninfo)
-    others = [transform_file(f, products, settings, staging, conninfo) for f in extracted if f["source"] != "products"]
+    transformed = [transform_file(f, products, settings, staging, conninfo) for f in extracted]
     timings["transform"] = time.monotonic() - t
     t = time.monotonic()
-    loaded = load_files(
-        [*products["products"], *others], claimed["skipped"], settings, run_id, conninfo=conninfo, started_at=started
-    )
+    loaded = load_files(transformed, claimed["skipped"], settings, run_id, conninfo=conninfo, started_at=started)
     timings["load"] = time.monotonic() - t
     finish_files(loaded, settings, conninfo)
     loaded["timings"] = {k: round(v, 2) for k, v in timings.items()}
