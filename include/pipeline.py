@@ -368,18 +368,38 @@ def run_all(
 
 
 def summary_lines(loaded: LoadManifest) -> list[str]:
-    """A fixed-width table of a load manifest: one line per source."""
-    head = f"{'source':<14}{'read':>10}{'loaded':>10}{'rejected':>10}{'duplicate':>10}{'inserted':>10}{'updated':>10}"
-    lines = [head, "-" * len(head)]
+    """A fixed-width table of a load manifest: one line per source, then the files claimed/loaded/skipped."""
+    files = loaded.get("files", [])
+    skipped = loaded.get("skipped", [])
+    dry = bool(loaded.get("dry_run"))
+    if not loaded["sources"] and not dry:
+        lines = [f"nothing new: 0 files claimed, {len(skipped)} skipped (already loaded)"]
+        lines += [f"  skipped {s['rel_path']}: {s['reason']}" for s in skipped]
+        return lines
+    head = (
+        f"{'source':<14}{'read':>10}{'loaded':>10}{'rejected':>10}{'duplicate':>10}{'inserted':>10}{'updated':>10}"
+        f"{'stale':>8}{'files':>7}"
+    )
+    lines = ["DRY RUN (nothing written): counts before the database decides duplicates"] if dry else []
+    lines += [head, "-" * len(head)]
     for name, s in loaded["sources"].items():
         lines.append(
             f"{name:<14}{s['rows_read']:>10}{s['rows_loaded']:>10}{s['rows_rejected']:>10}{s['rows_duplicate']:>10}"
-            f"{s.get('inserted', 0):>10}{s.get('updated', 0):>10}"
+            f"{s.get('inserted', 0):>10}{s.get('updated', 0):>10}{s.get('stale', 0):>8}{s.get('files', 0):>7}"
         )
+        if dry and s["top_reasons"]:
+            lines.append(f"  reject reasons: {s['top_reasons']}")
     customers = loaded["sources"].get("customers")
     derived = customers.get("derived", 0) if customers else 0
     if derived:
         lines.append(f"(+ {derived} customers created from order/session emails)")
+    bad = [f for f in files if f.get("bad")]
+    if files or skipped:
+        lines.append(
+            f"files: {len(files)} claimed, {len(files) - len(bad)} loaded, {len(skipped)} skipped, {len(bad)} quarantined"
+        )
+    lines += [f"  quarantined {f['rel_path']}: {f['bad']}" for f in bad]
+    lines += [f"  skipped {s['rel_path']}: {s['reason']}" for s in skipped]
     return lines
 
 
