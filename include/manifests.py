@@ -110,6 +110,7 @@ class LoadManifest(TypedDict):
     files: NotRequired[list[LoadedFile]]  # landing files of the run (claimed and loaded or quarantined)
     skipped: NotRequired[list[dict[str, str]]]  # landing files skipped: source, rel_path, sha256, reason
     timings: NotRequired[dict[str, float]]  # run_all only: seconds per step
+    dry_run: NotRequired[bool]  # a preview: nothing was written
 
 
 class RunSummary(TypedDict):

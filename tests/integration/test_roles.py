@@ -137,7 +137,10 @@ def test_a_round1_warehouse_is_handed_to_the_owner_and_migrated(pg_server: local
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "tests" / "fixtures" / "init_db_round1.sql").read_bytes())
     names = RoleNames()
-    assert setup_warehouse(pg_server.url(), db, "public", PASSWORDS, names) [:2] == ["0001_baseline.sql", "0002_ledger.sql"]
+    assert setup_warehouse(pg_server.url(), db, "public", PASSWORDS, names)[:2] == [
+        "0001_baseline.sql",
+        "0002_ledger.sql",
+    ]
     with psycopg.connect(url) as conn:
         owners = conn.execute(
             "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
