@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from include.settings.base import SOURCES, ConfigError
 if TYPE_CHECKING:
     from include.quality.config import QualityConfig
     from include.settings.alerting import AlertingSection
+    from include.settings.models import LandingSection
     from include.settings.monitoring import MonitoringSection
 
 
@@ -131,9 +132,29 @@ class Settings:
     quality: QualityConfig | None  # None: the file has no quality section
     monitoring: MonitoringSection
     alerting: AlertingSection
+    landing: LandingSection = field(default_factory=lambda: _default_landing())
 
     def source_path(self, source: str) -> Path:
         return self.raw_data_dir / self.sources[source].file
+
+    def source_pattern(self, source: str) -> str:
+        """The glob of `source` under raw_data_dir (a plain `file` name is a pattern without wildcards)."""
+        cfg = self.sources[source]
+        return cfg.pattern or cfg.file
+
+    @property
+    def archive_dir(self) -> Path:
+        return _path(self.landing.archive_dir, self.raw_data_dir)
+
+    @property
+    def failed_dir(self) -> Path:
+        return _path(self.landing.failed_dir, self.raw_data_dir)
+
+
+def _default_landing() -> LandingSection:
+    from include.settings.models import LandingSection
+
+    return LandingSection()
 
 
 def _path(value: str, base: Path) -> Path:
@@ -247,6 +268,7 @@ def parse_config(raw: Mapping[str, Any], config_path: Path, env: Mapping[str, st
         quality=quality,
         monitoring=cfg.monitoring,
         alerting=cfg.alerting,
+        landing=cfg.landing,
     )
 
 

@@ -122,6 +122,15 @@ def _audit(what: str) -> tuple[Column, ...]:
     )
 
 
+def _lineage(what: str) -> tuple[Column, ...]:
+    # Migration 0005_landing: the version of the row under the one version rule (file order, then line).
+    return (
+        Column("src_file", "text", f"Landing file (path under the raw directory) the {what} was last written from."),
+        Column("src_line", "integer", f"Line (or JSON item) of src_file the {what} came from."),
+        Column("src_file_id", "bigint", f"ingested_files.file_id of src_file (version tie-break for a changed file)."),
+    )
+
+
 TS = "timestamp with time zone"
 
 CUSTOMERS = Table(
@@ -147,6 +156,7 @@ CUSTOMERS = Table(
         Column("session_count", "integer", "Number of web sessions of the customer.", nullable=False),
         Column("conversion_rate", "numeric(5,4)", "Share of the customer's sessions that converted (0–1)."),
         *_audit("customer"),
+        *_lineage("customer"),
     ),
     primary_key=("customer_id",),
     unique=(("email",),),
@@ -168,6 +178,7 @@ PRODUCTS = Table(
         Column("rating_rate", "numeric(4,2)", "Average rating (NULL when outside 0–99.99).", staged=True),
         Column("rating_count", "integer", "Number of ratings.", staged=True),
         *_audit("product"),
+        *_lineage("product"),
     ),
     primary_key=("product_id",),
 )
@@ -195,6 +206,7 @@ ORDERS = Table(
         Column("status", "text", "Order status, lower-cased.", nullable=False, staged=True),
         Column("payment_method", "text", "Payment method, lower-cased.", staged=True),
         *_audit("order"),
+        *_lineage("order"),
     ),
     primary_key=("order_id",),
     unique=(("order_reference",),),
@@ -238,6 +250,7 @@ USER_SESSIONS = Table(
             staged=True,
         ),
         *_audit("session"),
+        *_lineage("session"),
     ),
     primary_key=("session_id",),
 )
@@ -297,6 +310,49 @@ ETL_RUNS = Table(
         Column("rows_unchanged", "integer", "Loaded rows identical to the stored row.", nullable=False),
     ),
     primary_key=("etl_run_id", "attempt", "source"),
+)
+
+INGESTED_FILES = Table(
+    "ingested_files",
+    "Landing-zone registry: one row per file loaded (or quarantined), committed with its rows; the same content loads once.",
+    (
+        Column(
+            "file_id",
+            "bigint",
+            "Surrogate key (identity); version tie-break between files of the same name.",
+            nullable=False,
+        ),
+        Column("source", "text", "Source the file feeds (orders, user_sessions, products, customers).", nullable=False),
+        Column(
+            "rel_path",
+            "text",
+            "Path under the raw directory (or api:<redacted url>) when it was loaded.",
+            nullable=False,
+        ),
+        Column("sha256", "text", "SHA-256 of the file's bytes: identical content is skipped.", nullable=False),
+        Column("bytes", "bigint", "Size of the file.", nullable=False),
+        Column("rows_read", "integer", "Input rows read from the file.", nullable=False),
+        Column(
+            "rows_loaded", "integer", "Rows of the file that were the run's last version of their key.", nullable=False
+        ),
+        Column("rows_rejected", "integer", "Rows of the file quarantined in rejected_records.", nullable=False),
+        Column(
+            "rows_duplicate",
+            "integer",
+            "Rows superseded by a later row of the same key in the same run.",
+            nullable=False,
+        ),
+        Column("rows_stale", "integer", "Rows older than the stored version (not written).", nullable=False),
+        Column(
+            "etl_run_id", "text", "Airflow run id of the run that loaded (or quarantined) the file.", nullable=False
+        ),
+        Column("status", "text", "loaded, or quarantined (on_bad_file: quarantine; see reason).", nullable=False),
+        Column("reason", "text", "Why the file was quarantined."),
+        Column("first_seen_at", TS, "When the file was registered.", nullable=False),
+        Column("loaded_at", TS, "When the file's rows were committed."),
+        Column("archived_to", "text", "Where the file was moved after the commit (null: left in place)."),
+    ),
+    primary_key=("file_id",),
 )
 
 DATA_QUALITY_RESULTS = Table(
@@ -439,6 +495,7 @@ TABLES: tuple[Table, ...] = (
     *(s.table for s in SOURCES),
     REJECTED_RECORDS,
     ETL_RUNS,
+    INGESTED_FILES,
     DATA_QUALITY_RESULTS,
     MONITORING_METRICS,
     ALERT_STATE,

@@ -295,19 +295,27 @@ class ProductsApiClient:
 class DataExtractor:
     """Stage the raw inputs of one run as Parquet parts under `staging_dir/extract/<source>`."""
 
-    def __init__(self, settings: Settings, run_dir: Path):
+    def __init__(self, settings: Settings, run_dir: Path, file: Path | None = None, tag: str | None = None):
         self.settings = settings
         self.run_dir = Path(run_dir)
+        # One landing file (a mapped task instance); None: the source's single configured `file`.
+        self.file = Path(file) if file is not None else None
+        self.tag = tag
+
+    def _source_path(self, source: str) -> Path:
+        return self.file if self.file is not None else self.settings.source_path(source)
 
     def _fresh_dir(self, source: str) -> Path:
         d = self.run_dir / "extract" / source
+        if self.tag:
+            d = d / self.tag
         if d.exists():
             shutil.rmtree(d)  # a re-run of the same run replaces its own staging
         d.mkdir(parents=True)
         return d
 
     def _check_file(self, source: str) -> Path | None:
-        path = self.settings.source_path(source)
+        path = self._source_path(source)
         if not path.exists():
             if self.settings.sources[source].required:
                 raise MissingInputError(f"required input for '{source}' not found: {path}")
@@ -404,7 +412,7 @@ class DataExtractor:
         detail: dict[str, Any] = {"encoding": encoding, "delimiter": delimiter}
         if bad_lines is not None:
             path.unlink()
-            path = self.settings.source_path(source)
+            path = self._source_path(source)
             detail["mixed_encoding_lines"] = len(bad_lines)
         if rows == 0:
             return self._no_rows(source, path, out, "header only", detail)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,8 +162,25 @@ def _copy_file(cur: psycopg.Cursor[Any], target: sql.Composable, columns: list[s
             copy.write(block)
 
 
+# The one version rule (README "Data rules"): a row's version is (file path in byte order, registry file id,
+# line); NULL lineage (rows of earlier releases, customers derived from e-mails) is the oldest version.
+_VERSION = 'ROW({a}.src_file COLLATE "C", coalesce({a}.src_file_id, 0), {a}.src_line)'
+
+
+def _version(alias: str) -> sql.SQL:
+    return sql.SQL(_VERSION.format(a=alias))
+
+
+def _winners_order(key: sql.Composable) -> sql.Composed:
+    """ORDER BY of a DISTINCT ON that keeps the run's last version of each key (later file, then later line)."""
+    return sql.SQL('{key}, s._file COLLATE "C" DESC, coalesce(s._file_id, 0) DESC, s._line DESC').format(key=key)
+
+
 def _upsert(entity: Entity) -> sql.Composed:
-    """INSERT … ON CONFLICT of the staged rows (last occurrence per key), counting loaded, inserted, updated."""
+    """INSERT … ON CONFLICT of the run's last version per key, never over a newer stored version.
+
+    Returns one row per source file id: (file id, winners, inserted, updated, stale).
+    """
     cols = list(entity.select)
     target = sql.Identifier(entity.table)
     key = sql.Identifier(entity.key)
@@ -171,19 +188,29 @@ def _upsert(entity: Entity) -> sql.Composed:
     exprs = sql.SQL(", ").join(sql.SQL("{} AS {}").format(sql.SQL(entity.select[c]), sql.Identifier(c)) for c in cols)
     join = sql.SQL(" JOIN customers c ON c.email = s.customer_email") if entity.joins_customer else sql.SQL("")
     others = [c for c in cols if c != entity.key]
-    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
+    lineage = ["src_file", "src_line", "src_file_id"]
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in [*others, *lineage])
     current = sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in others)
     incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in others)
     col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
     return sql.SQL(
         "WITH src AS MATERIALIZED ("
-        " SELECT DISTINCT ON ({skey}) {exprs} FROM {stg} s{join} ORDER BY {skey}, s._line DESC"
+        " SELECT DISTINCT ON ({skey}) {exprs}, s._file AS src_file, s._line::integer AS src_line,"
+        " s._file_id AS src_file_id FROM {stg} s{join} ORDER BY {order}"
+        "), stale AS ("
+        " SELECT src.src_file_id FROM src JOIN {target} t ON t.{key} = src.{key}"
+        " WHERE t.src_file IS NOT NULL AND {tver} > {sver}"
         "), up AS ("
-        " INSERT INTO {target} ({cols}, etl_run_id) SELECT {cols}, %(run_id)s FROM src"
+        " INSERT INTO {target} ({cols}, src_file, src_line, src_file_id, etl_run_id)"
+        " SELECT {cols}, src_file, src_line, src_file_id, %(run_id)s FROM src"
         " ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now(), etl_run_id = EXCLUDED.etl_run_id"
-        " WHERE ROW({current}) IS DISTINCT FROM ROW({incoming})"
-        " RETURNING (xmax = 0) AS inserted"
-        ") SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        " WHERE ({target}.src_file IS NULL OR {cver} <= {ever})"
+        " AND ROW({current}) IS DISTINCT FROM ROW({incoming})"
+        " RETURNING src_file_id, (xmax = 0) AS inserted"
+        ") SELECT src_file_id, sum(w)::bigint, sum(i)::bigint, sum(u)::bigint, sum(st)::bigint FROM ("
+        " SELECT src_file_id, 1 AS w, 0 AS i, 0 AS u, 0 AS st FROM src"
+        " UNION ALL SELECT src_file_id, 0, inserted::int, (NOT inserted)::int, 0 FROM up"
+        " UNION ALL SELECT src_file_id, 0, 0, 0, 1 FROM stale) x GROUP BY src_file_id"
     ).format(
         target=target,
         cols=col_list,
@@ -191,7 +218,12 @@ def _upsert(entity: Entity) -> sql.Composed:
         exprs=exprs,
         stg=_staging_name(entity.source),
         join=join,
+        order=_winners_order(skey),
         key=key,
+        tver=_version("t"),
+        sver=_version("src"),
+        cver=_version(entity.table),
+        ever=_version("EXCLUDED"),
         updates=updates,
         current=current,
         incoming=incoming,
@@ -256,7 +288,28 @@ class DataLoader:
     def load(
         self, run_id: str, sources: Mapping[str, Mapping[str, Any]], started_at: datetime | None = None
     ) -> dict[str, Any]:
-        """Load the transformed `sources` (SourceResult dicts) of `run_id` in one transaction; return counts.
+        """Load the transformed `sources` (one file each, no landing registry) of `run_id` in one transaction.
+
+        Raises:
+            LoadError: any step failed; the transaction was rolled back and the tables are as they were.
+        """
+        files = [
+            {**src, "source": name, "rel_path": src["source_file"], "sha256": None} for name, src in sources.items()
+        ]
+        return self.load_files(run_id, files, started_at)
+
+    def load_files(
+        self,
+        run_id: str,
+        files: Sequence[Mapping[str, Any]],
+        started_at: datetime | None = None,
+        skipped: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Load the transformed landing `files` of `run_id` in one transaction; return counts per source and file.
+
+        Each file is a TransformedSource plus its landing reference (source, rel_path, sha256, bytes,
+        reprocess; ``bad`` = the reason a broken file is quarantined instead of loaded). Files with a sha256
+        are registered in ingested_files in this transaction; ``skipped`` files are only counted in the ledger.
 
         Raises:
             LoadError: any step failed; the transaction was rolled back and the tables are as they were.
@@ -266,6 +319,8 @@ class DataLoader:
         timed = _StepTimer(run_id)
         step = timed("connect")
         counts: dict[str, dict[str, int]] = {}
+        per_file: list[dict[str, Any]] = []
+        skipped = list(skipped)
         try:
             with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
                 step = timed("schema check")
@@ -275,33 +330,51 @@ class DataLoader:
                 step = timed("lock")
                 cur.execute("SET LOCAL work_mem = '256MB'")
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
+                step = timed("register files")
+                per_file = self._register(cur, run_id, files, skipped)
+                loadable = [f for f in per_file if not f.get("bad")]
                 for entity in ENTITIES:
-                    src = sources[entity.source]
+                    mine = [f for f in loadable if f["source"] == entity.source]
+                    if not mine:
+                        continue
                     step = timed(f"copy {entity.source} into staging")
                     types = sql.SQL(", ").join(
                         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in entity.staging_types.items()
                     )
+                    stg = _staging_name(entity.source)
                     cur.execute(
-                        sql.SQL("CREATE TEMP TABLE {} ({}, _line bigint NOT NULL) ON COMMIT DROP").format(
-                            _staging_name(entity.source), types
+                        sql.SQL(
+                            "CREATE TEMP TABLE {} ({}, _line bigint NOT NULL, _file text, _file_id bigint) ON COMMIT DROP"
+                        ).format(stg, types)
+                    )
+                    for f in mine:
+                        # The file's lineage as column defaults: COPY fills them without touching the clean file.
+                        cur.execute(
+                            sql.SQL(
+                                "ALTER TABLE {} ALTER COLUMN _file SET DEFAULT {}, ALTER COLUMN _file_id SET DEFAULT {}"
+                            ).format(stg, sql.Literal(f["rel_path"]), sql.Literal(f.get("file_id")))
                         )
-                    )
-                    _copy_file(
-                        cur, _staging_name(entity.source), [*entity.staging_types, "_line"], Path(src["clean_path"])
-                    )
+                        _copy_file(cur, stg, [*entity.staging_types, "_line"], Path(f["clean_path"]))
+                        staged, expected = cur.rowcount, int(f.get("rows_loaded", f.get("rows_valid", 0)))
+                        if staged != expected:  # the transform and the database must agree on every row
+                            raise psycopg.DataError(
+                                f"{entity.source}: {staged} rows staged from {f['rel_path']}, transform reported {expected}"
+                            )
                     if entity.joins_customer:
                         step = timed(f"derive customers from {entity.source}")
                         self._derive_customers(cur, entity, run_id, counts)
                         step = timed(f"note customers of {entity.source}")
                         note_touched_customers(cur, entity)
                     step = timed(f"upsert {entity.table}")
-                    counts.setdefault(entity.source, {}).update(self._upsert(cur, entity, run_id, src))
+                    counts.setdefault(entity.source, {}).update(self._upsert(cur, entity, run_id, mine))
                 step = timed("quarantine rejected rows")
-                self._write_rejects(cur, run_id, sources)
+                self._write_rejects(cur, run_id, loadable)
                 step = timed("refresh customer aggregates")
                 refresh_customer_aggregates(cur)
+                step = timed("update ingested_files")
+                self._finish_registry(cur, per_file)
                 step = timed("write etl_runs ledger")
-                self._write_ledger(cur, run_id, sources, counts, started_at)
+                self._write_ledger(cur, run_id, per_file, skipped, counts=counts, started_at=started_at)
                 step = timed("commit")
         except (psycopg.Error, OSError) as err:
             denied = classify_db_error(err, describe(self.conninfo))
@@ -316,17 +389,105 @@ class DataLoader:
         timed.stop()
         elapsed = time.monotonic() - t0
         log.info("loaded run %s in %.1fs: %s", run_id, elapsed, counts)
-        return {"run_id": run_id, "seconds": round(elapsed, 2), "counts": counts}
+        return {"run_id": run_id, "seconds": round(elapsed, 2), "counts": counts, "files": per_file, "skipped": skipped}
 
-    def _upsert(self, cur: psycopg.Cursor[Any], entity: Entity, run_id: str, src: Mapping[str, Any]) -> dict[str, int]:
-        cur.execute(_upsert(entity), {"run_id": run_id})
-        row = cur.fetchone()
-        loaded, inserted, updated = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-        if loaded != int(src["rows_loaded"]):  # the transform and the database must agree on every row
-            raise psycopg.DataError(
-                f"{entity.source}: {loaded} distinct keys reached the table, transform reported {src['rows_loaded']}"
+    @staticmethod
+    def _register(
+        cur: psycopg.Cursor[Any], run_id: str, files: Sequence[Mapping[str, Any]], skipped: list[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Give every file its registry id (inside the load lock); drop files another run loaded meanwhile."""
+        out: list[dict[str, Any]] = []
+        for f in files:
+            entry = dict(f)
+            sha = f.get("sha256")
+            if not sha:  # no landing registry (direct loads of one file per source)
+                entry["file_id"] = None
+                out.append(entry)
+                continue
+            cur.execute(
+                "SELECT file_id, etl_run_id, rel_path FROM ingested_files"
+                " WHERE status = 'loaded' AND source = %s AND sha256 = %s",
+                (f["source"], sha),
             )
-        return {"loaded": loaded, "inserted": inserted, "updated": updated, "unchanged": loaded - inserted - updated}
+            prior = cur.fetchone()
+            api = str(f["rel_path"]).startswith("api:")
+            if prior is not None and not (prior[1] == run_id or f.get("reprocess") or api):
+                skipped.append(
+                    {
+                        "source": f["source"],
+                        "rel_path": f["rel_path"],
+                        "sha256": sha,
+                        "reason": f"already loaded as {prior[2]} in run {prior[1]}",
+                    }
+                )
+                continue
+            if prior is not None:
+                # Same content again (a re-executed run, a reprocessed archive, an unchanged API answer): its
+                # original id keeps its original place in the version order.
+                entry["file_id"] = int(prior[0])
+                entry["registered"] = False
+            else:
+                cur.execute(
+                    "INSERT INTO ingested_files (source, rel_path, sha256, bytes, etl_run_id, status, reason)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING file_id",
+                    (
+                        f["source"],
+                        f["rel_path"],
+                        sha,
+                        int(f.get("bytes") or 0),
+                        run_id,
+                        "quarantined" if f.get("bad") else "loaded",
+                        f.get("bad"),
+                    ),
+                )
+                row = cur.fetchone()
+                entry["file_id"] = int(row[0]) if row else None
+                entry["registered"] = True
+            out.append(entry)
+        return out
+
+    def _upsert(
+        self, cur: psycopg.Cursor[Any], entity: Entity, run_id: str, files: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        cur.execute(_upsert(entity), {"run_id": run_id})
+        by_id = {r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in cur.fetchall()}
+        total = {"loaded": 0, "inserted": 0, "updated": 0, "stale": 0, "unchanged": 0, "duplicate": 0}
+        for f in files:
+            winners, inserted, updated, stale = by_id.get(f.get("file_id"), (0, 0, 0, 0))
+            valid = int(f.get("rows_valid", f.get("rows_loaded", 0)))
+            f["counts"] = {
+                "loaded": winners,
+                "inserted": inserted,
+                "updated": updated,
+                "stale": stale,
+                "unchanged": winners - inserted - updated - stale,
+                # Rows of this file that lost to a later version of their key in the same run.
+                "duplicate": valid - winners,
+            }
+            for k, v in f["counts"].items():
+                total[k] += v
+        return total
+
+    @staticmethod
+    def _finish_registry(cur: psycopg.Cursor[Any], files: Sequence[Mapping[str, Any]]) -> None:
+        rows = [
+            (
+                int(f.get("rows_read", 0)),
+                f["counts"]["loaded"],
+                int(f.get("rows_rejected", 0)),
+                f["counts"]["duplicate"],
+                f["counts"]["stale"],
+                f["file_id"],
+            )
+            for f in files
+            if f.get("file_id") is not None and f.get("registered") and "counts" in f
+        ]
+        if rows:
+            cur.executemany(
+                "UPDATE ingested_files SET rows_read = %s, rows_loaded = %s, rows_rejected = %s, rows_duplicate = %s,"
+                " rows_stale = %s, loaded_at = clock_timestamp() WHERE file_id = %s",
+                rows,
+            )
 
     @staticmethod
     def _derive_customers(
@@ -337,22 +498,22 @@ class DataLoader:
         key = sql.Identifier(entity.key)
         cur.execute(
             sql.SQL(
-                "WITH winners AS (SELECT DISTINCT ON ({key}) customer_email FROM {stg} ORDER BY {key}, _line DESC),"
+                "WITH winners AS (SELECT DISTINCT ON (s.{key}) s.customer_email FROM {stg} s ORDER BY {order}),"
                 " ins AS (INSERT INTO customers (email, etl_run_id) SELECT DISTINCT customer_email, %s FROM winners"
                 " ON CONFLICT (email) DO NOTHING RETURNING 1) SELECT count(*) FROM ins"
-            ).format(key=key, stg=_staging_name(entity.source)),
+            ).format(key=key, order=_winners_order(sql.SQL("s.") + key), stg=_staging_name(entity.source)),
             (run_id,),
         )
         row = cur.fetchone()
         derived = counts.setdefault("customers", {})
         derived["derived"] = derived.get("derived", 0) + (int(row[0]) if row else 0)
 
-    def _write_rejects(self, cur: psycopg.Cursor[Any], run_id: str, sources: Mapping[str, Mapping[str, Any]]) -> None:
+    def _write_rejects(self, cur: psycopg.Cursor[Any], run_id: str, sources: Sequence[Mapping[str, Any]]) -> None:
         cur.execute(
             "CREATE TEMP TABLE stg_rejects (source text, source_file text, line_number integer, reason text, field text,"
             " detail text, raw_record jsonb) ON COMMIT DROP"
         )
-        for src in sources.values():
+        for src in sources:
             _copy_file(cur, sql.Identifier("stg_rejects"), REJECT_COLUMNS, Path(src["rejects_path"]))
         # A re-run of the same run replaces its own quarantine rows instead of adding them twice.
         cur.execute("DELETE FROM rejected_records WHERE etl_run_id = %s", (run_id,))
@@ -373,32 +534,50 @@ class DataLoader:
     def _write_ledger(
         cur: psycopg.Cursor[Any],
         run_id: str,
-        sources: Mapping[str, Mapping[str, Any]],
+        files: Sequence[Mapping[str, Any]],
+        skipped: Sequence[Mapping[str, Any]],
+        *,
         counts: Mapping[str, Mapping[str, int]],
         started_at: datetime,
     ) -> None:
         # Append-only: a re-executed committed run adds what THIS attempt did (e.g. 0 inserted / 0 updated)
         # and the first attempt's row stays (readers count it through etl_runs_effective).
+        # One row per source: 'success' when a file of it was loaded, else 'nothing_new' (files skipped or none).
         attempt = next_attempt(cur, run_id)
-        cur.executemany(
-            "INSERT INTO etl_runs (etl_run_id, attempt, source, source_file, rows_read, rows_loaded, rows_rejected,"
-            " rows_duplicate, rows_inserted, rows_updated, rows_unchanged, started_at, finished_at, status)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), 'success')",
-            [
+        rows = []
+        for entity in ENTITIES:
+            name = entity.source
+            mine = [f for f in files if f["source"] == name]
+            good = [f for f in mine if not f.get("bad")]
+            c = counts.get(name, {})
+            read = sum(int(f.get("rows_read", 0)) for f in good)
+            rejected = sum(int(f.get("rows_rejected", 0)) for f in good)
+            loaded = int(c.get("loaded", 0))
+            rows.append(
                 (
                     run_id,
                     attempt,
                     name,
-                    src["source_file"],
-                    src["rows_read"],
-                    src["rows_loaded"],
-                    src["rows_rejected"],
-                    src["rows_duplicate"],
-                    counts.get(name, {}).get("inserted", 0),
-                    counts.get(name, {}).get("updated", 0),
-                    counts.get(name, {}).get("unchanged", 0),
+                    ", ".join(str(f["rel_path"]) for f in mine) or None,
+                    read,
+                    loaded,
+                    rejected,
+                    read - loaded - rejected,
+                    int(c.get("inserted", 0)),
+                    int(c.get("updated", 0)),
+                    int(c.get("unchanged", 0)),
+                    int(c.get("stale", 0)),
+                    len(mine),
+                    len(good),
+                    sum(1 for s in skipped if s["source"] == name),
                     started_at,
+                    "success" if good else "nothing_new",
                 )
-                for name, src in sources.items()
-            ],
+            )
+        cur.executemany(
+            "INSERT INTO etl_runs (etl_run_id, attempt, source, source_file, rows_read, rows_loaded, rows_rejected,"
+            " rows_duplicate, rows_inserted, rows_updated, rows_unchanged, rows_stale, files_claimed, files_loaded,"
+            " files_skipped, started_at, finished_at, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), %s)",
+            rows,
         )

@@ -54,7 +54,50 @@ class LoadedSource(TypedDict):
     inserted: NotRequired[int]
     updated: NotRequired[int]
     unchanged: NotRequired[int]
+    stale: NotRequired[int]  # rows older than the stored version (version rule): not written
+    files: NotRequired[int]  # landing files of the source loaded by the run
     derived: NotRequired[int]  # customers only: created from order/session e-mails
+
+
+class ExtractedFile(TypedDict):
+    """One claimed landing file after extract (include/landing.FileRef + the extract manifest)."""
+
+    source: str
+    rel_path: str
+    path: str | None
+    sha256: str | None
+    bytes: int
+    reprocess: bool
+    tag: str
+    manifest: ExtractedSource | None  # None: the file is broken and quarantined (on_bad_file: quarantine)
+    bad: str | None  # why the file is quarantined
+
+
+class TransformedFile(ExtractedFile):
+    """One landing file after transform."""
+
+    transformed: TransformedSource | None
+
+
+class ProductsStep(TypedDict):
+    """The products transform: its files and where the known product ids are (a file, not XCom)."""
+
+    products: list[TransformedFile]
+    known_product_ids_path: str
+
+
+class LoadedFile(TypedDict):
+    """One file of a load: where it is (for the archive step) and what it contributed."""
+
+    source: str
+    rel_path: str
+    path: str | None
+    reprocess: bool
+    file_id: int | None
+    bad: str | None
+    rows_read: int
+    rows_loaded: int
+    rows_stale: int
 
 
 class LoadManifest(TypedDict):
@@ -64,7 +107,10 @@ class LoadManifest(TypedDict):
     seconds: float
     sources: dict[str, LoadedSource]
     rejects_table: str
+    files: NotRequired[list[LoadedFile]]  # landing files of the run (claimed and loaded or quarantined)
+    skipped: NotRequired[list[dict[str, str]]]  # landing files skipped: source, rel_path, sha256, reason
     timings: NotRequired[dict[str, float]]  # run_all only: seconds per step
+    dry_run: NotRequired[bool]  # a preview: nothing was written
 
 
 class RunSummary(TypedDict):

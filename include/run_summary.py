@@ -21,6 +21,7 @@ RUNBOOK = "docs/runbook.md"
 # Error class -> anchor in docs/runbook.md (keep in sync with the `<a id=...>` anchors there).
 RUNBOOK_ANCHORS: dict[str, str] = {
     "FileNotFoundError": "missing-input",
+    "MissingInputError": "missing-input",  # the landing claim: a required source has no file and none was loaded
     "InputFileError": "input-file-error",
     "ApiError": "api-error",
     "RejectRateExceeded": "reject-rate-exceeded",

@@ -607,13 +607,22 @@ class DataTransformer:
         self.suppressed_tokens, self.privacy_key = suppression
 
     def transform_source(
-        self, source: str, manifest: Mapping[str, Any], known_product_ids: frozenset[int] = frozenset()
+        self,
+        source: str,
+        manifest: Mapping[str, Any],
+        known_product_ids: frozenset[int] = frozenset(),
+        tag: str | None = None,
     ) -> SourceResult:
-        """Run the rules of `source` over its staged parts (one chunk in memory at a time)."""
+        """Run the rules of `source` over its staged parts (one chunk in memory at a time).
+
+        Duplicates (several rows of one key) are not decided here: the load's ``DISTINCT ON`` keeps the
+        last version across all files of the run and counts the others, so memory stays flat.
+        """
         out = self.run_dir / "transform"
         out.mkdir(parents=True, exist_ok=True)
+        stem = f"{source}.{tag}" if tag else source
         result = SourceResult(
-            source, str(manifest["file"]), str(out / f"{source}.clean.csv"), str(out / f"{source}.rejects.csv")
+            source, str(manifest["file"]), str(out / f"{stem}.clean.csv"), str(out / f"{stem}.rejects.csv")
         )
         ctx = TransformContext(
             str(manifest["file"]),
@@ -623,8 +632,6 @@ class DataTransformer:
             self.settings.sources[source].date_formats,
         )
         rule = RULES[source]
-        key = NATURAL_KEYS[source]
-        keys: list[pd.Series] = []
         writer: pacsv.CSVWriter | None = None
         first_reject = True
         try:
@@ -645,7 +652,6 @@ class DataTransformer:
                 result.rows_valid += len(valid)
                 result.rows_rejected += len(rejected)
                 result.reasons.update(rejected["reason"].tolist())
-                keys.append(valid[key].astype("str"))
                 table = _to_arrow(valid, CLEAN_COLUMNS[source])
                 if writer is None:
                     writer = pacsv.CSVWriter(
@@ -665,16 +671,13 @@ class DataTransformer:
             pd.DataFrame(columns=[*CLEAN_COLUMNS[source], LINE_COLUMN]).to_csv(result.clean_path, index=False)
         if first_reject:
             pd.DataFrame(columns=REJECT_COLUMNS).to_csv(result.rejects_path, index=False)
-        if keys:
-            all_keys = pd.concat(keys, ignore_index=True)
-            result.rows_duplicate = int(all_keys.duplicated(keep="last").sum())
         log.info(
-            "transformed %s: read=%d valid=%d rejected=%d duplicate=%d reasons=%s",
+            "transformed %s (%s): read=%d valid=%d rejected=%d reasons=%s",
             source,
+            result.source_file,
             result.rows_read,
             result.rows_valid,
             result.rows_rejected,
-            result.rows_duplicate,
             dict(result.reasons.most_common(5)),
         )
         return result

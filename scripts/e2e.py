@@ -86,13 +86,15 @@ class Scenario:
     etl_dag: str = "etl_ecommerce_pipeline"
     quality_dag: str = "data_quality_checks"
     monitoring_dag: str | None = "monitoring_dag"
+    # Mapped tasks (extract_file, transform_file) have one instance per landing file.
     etl_tasks: tuple[str, ...] = (
-        "extract_orders",
-        "extract_user_sessions",
-        "extract_customers",
-        "extract_products",
-        "transform_data",
+        "claim_files",
+        "extract_file",
+        "transform_products",
+        "transform_file",
         "load_data",
+        "publish_assets",
+        "archive_files",
         "send_notification",
     )
     log_task: str = "send_notification"  # its log holds the run summary table

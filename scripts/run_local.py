@@ -55,6 +55,14 @@ SELECT etl_run_id, max(finished_at) FROM etl_runs_effective
 """
 
 
+# The newest ETL run (any status but failed): landing files claimed / loaded / skipped (migration 0005).
+_LATEST_FILES = """
+SELECT etl_run_id, sum(files_claimed)::int, sum(files_loaded)::int, sum(files_skipped)::int FROM etl_runs
+ WHERE status IN ('success', 'nothing_new') AND source <> '*'
+ GROUP BY etl_run_id, attempt ORDER BY max(finished_at) DESC LIMIT 1
+"""
+
+
 def _secret(name: str, make: object) -> str:
     path = LOCAL / name
     if not path.exists():
@@ -209,6 +217,16 @@ def print_summary(env: dict[str, str], results: dict[str, tuple[int, float, Path
                     (row[0],),
                 ):
                     out(f"{r[0]:<14}{r[1]:>9}{r[2]:>9}{r[3]:>9}{r[4]:>9}{r[5]:>9}{r[6]:>9}  {r[7]}\n")
+                # The newest run of all (a "nothing new" run has no effective rows): its landing files.
+                latest = conn.execute(_LATEST_FILES).fetchone()
+                if latest and not etl_failed:
+                    run, claimed, loaded_files, skipped = latest
+                    if run != row[0]:
+                        out(f"\nlatest ETL run {run}: nothing new ({skipped} file(s) skipped: already loaded)\n")
+                    else:
+                        out(
+                            f"files: {claimed} claimed, {loaded_files} loaded, {skipped} skipped (table ingested_files)\n"
+                        )
                 rej = conn.execute(
                     "SELECT source, reason, count(*) FROM rejected_records WHERE etl_run_id = %s GROUP BY 1, 2 ORDER BY 1, 3 DESC",
                     (row[0],),

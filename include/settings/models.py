@@ -151,6 +151,20 @@ class EtlSection(StrictModel):
     load_pool: Text = "default_pool"
 
 
+class LandingSection(StrictModel):
+    """The landing zone: which files are claimed, where loaded and broken files go (README "Feeding it your data")."""
+
+    # A file younger than this may still be being written: left for the next run. 0 keeps the sample instant;
+    # a shop whose exporter writes in place (no .part/.tmp rename) wants a few seconds (e.g. 5).
+    min_file_age_seconds: int = Field(default=0, ge=0)
+    archive: bool = False  # move loaded files to archive_dir/<source>/<YYYY-MM-DD>/ after the commit
+    archive_dir: Text = "archive"  # relative to paths.raw_data_dir unless absolute
+    failed_dir: Text = "failed"  # quarantined broken files: failed_dir/<source>/
+    on_bad_file: Literal["fail", "quarantine"] = "fail"
+    max_parallel_files: int = Field(default=4, ge=1, le=256)  # mapped extract/transform instances at once
+    marker: Text = "_READY"  # the exporter's "files are complete" marker; consumed by the ETL's watcher
+
+
 class AppConfig(StrictModel):
     """The whole config.yaml."""
 
@@ -160,12 +174,13 @@ class AppConfig(StrictModel):
     extract: ExtractSection
     transform: TransformSection
     etl: EtlSection
+    landing: LandingSection = LandingSection()
     quality: QualitySection | None = None
     monitoring: MonitoringSection = MonitoringSection()
     alerting: AlertingSection = AlertingSection()
     privacy: PrivacyConfig = PrivacyConfig()
 
-    @field_validator("monitoring", "alerting", "privacy", mode="before")
+    @field_validator("landing", "monitoring", "alerting", "privacy", mode="before")
     @classmethod
     def _empty_is_default(cls, value: Any) -> Any:
         return {} if value is None else value

@@ -32,21 +32,49 @@ def test_every_dag_file_imports_without_errors(dagbag) -> None:  # type: ignore[
 
 
 def test_etl_dag_shape(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.standard.triggers.file import DirectoryFileDeleteTrigger
+
     dag = dagbag.dags["etl_ecommerce_pipeline"]
     settings = load_config(DEFAULT_CONFIG)
-    extracts = {"extract_orders", "extract_user_sessions", "extract_customers", "extract_products"}
-    assert set(dag.task_ids) == extracts | {"transform_data", "load_data", "send_notification"}
-    assert dag.get_task("transform_data").upstream_task_ids == extracts
-    assert dag.get_task("load_data").upstream_task_ids == {"transform_data"}
-    assert dag.get_task("send_notification").upstream_task_ids == {"load_data"}
+    assert set(dag.task_ids) == {
+        "claim_files",
+        "extract_file",
+        "transform_products",
+        "transform_file",
+        "load_data",
+        "publish_assets",
+        "archive_files",
+        "send_notification",
+    }
+    up = {t: dag.get_task(t).upstream_task_ids for t in dag.task_ids}
+    assert up["extract_file"] == {"claim_files"}
+    assert up["transform_products"] == {"extract_file"}  # products first: orders are validated against their ids
+    assert up["transform_file"] == {"extract_file", "transform_products"}
+    assert up["load_data"] == {"transform_file"}
+    assert up["publish_assets"] == up["archive_files"] == up["send_notification"] == {"load_data"}
+    # One task instance per file, capped per run; an empty claim ends green ("nothing new").
+    for mapped in ("extract_file", "transform_file"):
+        assert dag.get_task(mapped).max_active_tis_per_dagrun == settings.landing.max_parallel_files
+    for downstream in ("transform_products", "load_data", "send_notification"):
+        assert dag.get_task(downstream).trigger_rule == "none_failed"
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.start_date.tzinfo is not None
     assert dag.doc_md and "E-commerce ETL" in dag.doc_md
     for t in dag.tasks:
         assert t.retries == settings.retries
         assert t.retry_exponential_backoff
-    assert {a.uri for a in dag.get_task("load_data").outlets} == {a.uri for a in WAREHOUSE_ASSETS}
+        assert len(t.on_failure_callback) == 2  # alert reason + failed run in etl_runs, on every task
+    # Assets only from publish_assets (skipped when nothing was loaded or on a dry run).
+    assert {a.uri for a in dag.get_task("publish_assets").outlets} == {a.uri for a in WAREHOUSE_ASSETS}
+    assert not dag.get_task("load_data").outlets
     assert dag.get_task("load_data").pool == "warehouse_load"
+    # The cron OR the exporter's marker file (asset watcher on the landing folder).
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    (marker,) = dag.timetable.asset_condition.objects
+    trigger = marker.watchers[0].trigger
+    assert isinstance(trigger, DirectoryFileDeleteTrigger)
+    assert (trigger.directory, trigger.filename) == (str(settings.raw_data_dir), settings.landing.marker)
+    assert {k: dag.params[k] for k in ("reprocess", "dry_run")} == {"reprocess": [], "dry_run": False}
 
 
 def test_dag_files_touch_no_database_network_or_variables_at_import(tmp_path: Path) -> None:
@@ -73,7 +101,9 @@ def test_dag_files_touch_no_database_network_or_variables_at_import(tmp_path: Pa
     assert len(proc.stdout.strip().splitlines()) == len(files)
 
 
-def _dags_test(tmp_path: Path, db_url: str, raw: Path, home: str) -> subprocess.CompletedProcess[str]:
+def _dags_test(
+    tmp_path: Path, db_url: str, raw: Path, home: str, conf: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": home,
@@ -84,7 +114,7 @@ def _dags_test(tmp_path: Path, db_url: str, raw: Path, home: str) -> subprocess.
     }
     airflow = Path(sys.executable).parent / "airflow"
     return subprocess.run(
-        [str(airflow), "dags", "test", "etl_ecommerce_pipeline"],
+        [str(airflow), "dags", "test", "etl_ecommerce_pipeline", *(["-c", json.dumps(conf)] if conf else [])],
         capture_output=True,
         text=True,
         env=env,
@@ -153,6 +183,75 @@ def test_broken_file_fails_fast_and_loads_nothing(tmp_path: Path, fresh_db: str,
         ).fetchall()
         assert len(rows) == 1, rows
         attempt, source, status, step, error_class, message = rows[0]
-        assert (attempt, source, status, step, error_class) == (1, "*", "failed", "extract_orders", "InputFileError")
+        assert (attempt, source, status, step, error_class) == (1, "*", "failed", "extract_file", "InputFileError")
         assert "orders.csv, line 11: expected 8 fields, found 9" in message
         assert conn.execute("SELECT count(*) FROM etl_runs_effective").fetchone() == (0,)
+
+
+def _task_instances(run_id: str) -> dict[str, list[int]]:
+    """task_id -> map indexes of the run's task instances, from Airflow's (SQLite) metadata database."""
+    import sqlite3
+
+    path = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT task_id, map_index FROM task_instance WHERE dag_id = 'etl_ecommerce_pipeline' AND run_id = ?"
+            " ORDER BY task_id, map_index",
+            (run_id,),
+        ).fetchall()
+    out: dict[str, list[int]] = {}
+    for task_id, index in rows:
+        out.setdefault(task_id, []).append(index)
+    return out
+
+
+@pytest.mark.slow
+def test_one_task_per_file_dry_run_then_only_the_new_file_then_nothing_new(
+    tmp_path: Path, fresh_db: str, airflow_metadata_db: str
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("products.json", "user_sessions.json", "customers.csv", "orders.csv"):
+        (raw / name).write_bytes((SAMPLE / name).read_bytes())
+    header, first = (SAMPLE / "orders.csv").read_text().splitlines()[:2]
+    ref = first.split(",")[0]
+    (raw / "orders_2026-10-02.csv").write_text(f"{header}\n{first.replace(ref, 'LANDING-2', 1)}\n")
+
+    def run(conf: dict[str, object] | None = None) -> str:
+        proc = _dags_test(tmp_path, fresh_db, raw, airflow_metadata_db, conf)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        with psycopg.connect(fresh_db) as conn:
+            rows = conn.execute("SELECT etl_run_id FROM etl_runs ORDER BY finished_at DESC LIMIT 1").fetchall()
+        return str(rows[0][0]) if rows else ""
+
+    first_run = run()
+    tis = _task_instances(first_run)
+    assert tis["extract_file"] == tis["transform_file"] == [0, 1, 2, 3, 4]  # five files, one instance each
+    assert tis["load_data"] == [-1]
+
+    def counts() -> tuple[int, int, str]:
+        with psycopg.connect(fresh_db) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM ingested_files), (SELECT count(*) FROM orders),"
+                " (SELECT md5(string_agg(o::text, '|' ORDER BY order_id)) FROM orders o)"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), str(row[2])
+
+    loaded = counts()
+    assert loaded[0] == 5
+    (raw / "orders_2026-10-03.csv").write_text(f"{header}\n{first.replace(ref, 'LANDING-3', 1)}\n")
+    run({"dry_run": True})
+    assert counts() == loaded  # a preview writes no row, registry entry or ledger success
+
+    run()
+    files, orders, _ = counts()
+    assert (files, orders) == (loaded[0] + 1, loaded[1] + 1)  # exactly the new file
+
+    last = run()  # nothing new: green, and the ledger says so
+    with psycopg.connect(fresh_db) as conn:
+        statuses = conn.execute(
+            "SELECT DISTINCT status, files_claimed FROM etl_runs WHERE etl_run_id = %s", (last,)
+        ).fetchall()
+    assert statuses == [("nothing_new", 0)]
+    assert _task_instances(last)["publish_assets"] == [-1]

@@ -67,8 +67,11 @@ def test_record_failure_writes_one_scrubbed_run_wide_row_and_no_data(settings: S
     assert {t: after[t] for t in TABLES} == {t: before[t] for t in TABLES}  # no data table touched
     assert query(fresh_db, "SELECT count(*) FROM etl_runs_effective WHERE etl_run_id = 'run-2'") == [(0,)]
 
-    # the run is retried and succeeds: attempt 2, and it is the run's effective row
-    pipeline.run_all(settings, "run-2", fresh_db)
+    # a new export lands, the run is retried and succeeds: attempt 2, and it is the run's effective row
+    orders = settings.raw_data_dir / "orders.csv"
+    (settings.raw_data_dir / "orders_2.csv").write_text(orders.read_text().replace("ORD-", "ORD2-"))
+    out = pipeline.run_all(settings, "run-2", fresh_db)
+    assert set(out["sources"]) == {"orders"} and out["sources"]["orders"]["inserted"] > 0
     assert query(fresh_db, "SELECT DISTINCT attempt FROM etl_runs_effective WHERE etl_run_id = 'run-2'") == [(2,)]
 
 

@@ -71,8 +71,8 @@ def test_more_rows_in_the_table_than_the_transform_reported(settings: Settings, 
     with pytest.raises(LoadError) as err:
         pipeline.load(transformed, settings, "run-2", fresh_db)
     msg = str(err.value)
-    assert "failed at step 'upsert orders'" in msg
-    assert "orders: 4 distinct keys reached the table, transform reported 3" in msg
+    assert "failed at step 'copy orders into staging'" in msg
+    assert "orders: 4 rows staged from orders.csv, transform reported 3" in msg
     assert "rolled back" in msg
     assert snapshot(fresh_db) == before  # not ORD-3, not ORD-4, no ledger row of run-2
 
@@ -84,7 +84,7 @@ def test_fewer_rows_in_the_table_than_the_transform_reported(settings: Settings,
     before = snapshot(fresh_db)
     with pytest.raises(LoadError) as err:
         pipeline.load(transformed, settings, "run-1", fresh_db)
-    assert "products: 1 distinct keys reached the table, transform reported 2" in str(err.value)
+    assert "products: 1 rows staged from products.json, transform reported 2" in str(err.value)
     assert snapshot(fresh_db) == before
     # the same files with honest counts load
     transformed["sources"]["products"]["rows_loaded"] -= 1

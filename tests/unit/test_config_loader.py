@@ -171,12 +171,10 @@ def test_unknown_key_inside_a_check() -> None:
 def test_new_keys_have_defaults_that_keep_todays_behaviour() -> None:
     s = parse_config(_raw(), DEFAULT_CONFIG, env={})
     for src in s.sources.values():
-        assert (src.encoding, src.date_formats, src.allow_header_only, src.pattern) == (
-            "auto",
-            ("iso8601",),
-            False,
-            None,
-        )
+        assert (src.encoding, src.date_formats, src.allow_header_only) == ("auto", ("iso8601",), False)
+        # The default config matches date-stamped exports and the bundled single file alike.
+        assert src.pattern == f"{src.name}*.json*" if src.name == "user_sessions" else src.pattern.startswith(src.name)
+    assert s.landing.archive is False and s.landing.min_file_age_seconds == 0 and s.landing.on_bad_file == "fail"
     assert s.on_mixed_encoding == "fail"
     assert s.reporting_conn_id == s.conn_id == "postgres_default"
     assert (s.idle_in_transaction_timeout_seconds, s.tcp_user_timeout_seconds, s.keepalives_idle_seconds) == (120, 60, 30)

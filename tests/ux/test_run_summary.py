@@ -58,9 +58,9 @@ def test_missing_raw_dir_names_the_missing_file(tmp_path: Path, fresh_db: str, a
     raw = tmp_path / "no-such-dir"
     log_file = _run_etl(tmp_path, raw, fresh_db)
     assert _why(log_file, tmp_path) == [
-        f"  etl_ecommerce_pipeline: task extract_orders failed: MissingInputError: required input for 'orders' not found: {raw}/orders.csv",
-        f"  etl_ecommerce_pipeline: task extract_products failed: MissingInputError: required input for 'products' not found: {raw}/products.json",
-        f"  etl_ecommerce_pipeline: task extract_user_sessions failed: MissingInputError: required input for 'user_sessions' not found: {raw}/user_sessions.json",
+        # The claim (products first) names the first required source with no file that was never loaded.
+        f"  etl_ecommerce_pipeline: task claim_files failed: MissingInputError: required input for 'products' not found:"
+        f" no file matches 'products*.json' in {raw} and none was ever loaded",
         "    what to do: docs/runbook.md#missing-input",
         "    log: etl.log",
     ]
@@ -75,7 +75,7 @@ def test_truncated_json_names_file_and_item(tmp_path: Path, fresh_db: str, airfl
     why = _why(log_file, tmp_path)
     # The project's message (file, item), not ijson's bare "premature EOF" nor Airflow's wrapper.
     assert why[0].startswith(
-        "  etl_ecommerce_pipeline: task extract_user_sessions failed: InputFileError: user_sessions.json: invalid JSON after item "
+        "  etl_ecommerce_pipeline: task extract_file failed: InputFileError: user_sessions.json: invalid JSON after item "
     )
     assert why[0].endswith(": parse error: premature EOF")
     assert why[1:] == ["    what to do: docs/runbook.md#input-file-error", "    log: etl.log"]
@@ -89,7 +89,7 @@ def test_wrong_csv_header_names_the_missing_column(tmp_path: Path, fresh_db: str
     (raw / "orders.csv").write_text("\n".join(lines) + "\n")
     log_file = _run_etl(tmp_path, raw, fresh_db)
     assert _why(log_file, tmp_path) == [
-        "  etl_ecommerce_pipeline: task extract_orders failed: InputFileError: orders.csv, line 1: missing required"
+        "  etl_ecommerce_pipeline: task extract_file failed: InputFileError: orders.csv, line 1: missing required"
         " column(s) ['quantity']; header has ['order_reference', 'customer_email', 'product_id', 'qty', 'unit_price',"
         " 'order_date', 'status', 'payment_method']",
         "    what to do: docs/runbook.md#input-file-error",
