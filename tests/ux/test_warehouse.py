@@ -50,7 +50,8 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
             " VALUES ('r1', 'orders', 'orders.csv', 'invalid_quantity', '{}');"
             "INSERT INTO etl_runs (etl_run_id, source, rows_read, rows_loaded, rows_rejected, rows_duplicate, started_at)"
             " VALUES ('r1', 'orders', 1, 0, 1, 0, now());"
-            "CREATE TABLE ingested_files (path text PRIMARY KEY); INSERT INTO ingested_files VALUES ('orders.csv');"
+            "INSERT INTO ingested_files (source, rel_path, sha256, etl_run_id, status)"
+            " VALUES ('orders', 'orders.csv', 'x', 'r1', 'loaded');"
             "CREATE TABLE privacy_suppression (email_hash text PRIMARY KEY); INSERT INTO privacy_suppression VALUES ('h');"
             "CREATE TABLE schema_migrations (version int PRIMARY KEY); INSERT INTO schema_migrations VALUES (1);"
         )
