@@ -50,6 +50,8 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
             " VALUES ('r1', 'orders', 'orders.csv', 'invalid_quantity', '{}');"
             "INSERT INTO etl_runs (etl_run_id, source, rows_read, rows_loaded, rows_rejected, rows_duplicate, started_at)"
             " VALUES ('r1', 'orders', 1, 0, 1, 0, now());"
+            "INSERT INTO ingested_files (source, rel_path, sha256, etl_run_id, status)"
+            " VALUES ('orders', 'orders.csv', 'x', 'r1', 'loaded');"
             "INSERT INTO privacy.privacy_suppressions (token) VALUES ('h');"
         )
         migrations = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
@@ -59,7 +61,14 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
     with psycopg.connect(fresh_db) as conn:
         count = {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("customers", "rejected_records", "etl_runs", "privacy.privacy_suppressions", "schema_migrations")
+            for t in (
+                "customers",
+                "rejected_records",
+                "etl_runs",
+                "ingested_files",
+                "privacy.privacy_suppressions",
+                "schema_migrations",
+            )
         }
         emptied = [
             r[0]
@@ -73,6 +82,7 @@ def test_reset_warehouse_empties_data_and_keeps_privacy_tables(fresh_db: str) ->
         "customers": 0,
         "rejected_records": 0,
         "etl_runs": 0,
+        "ingested_files": 0,
         "privacy.privacy_suppressions": 1,
         "schema_migrations": migrations,
     }
