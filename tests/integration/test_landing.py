@@ -75,6 +75,14 @@ def test_unfinished_files_are_never_claimed(settings: Settings, fresh_db: str) -
     assert [p.name for p in landing.candidates(young, "orders")] == ["orders.csv"]
 
 
+@pytest.mark.parametrize(("age", "claimable"), [(59, False), (60, True), (61, True)])
+def test_min_file_age_at_its_limit(settings: Settings, age: int, claimable: bool) -> None:
+    path = settings.raw_data_dir / "orders.csv"
+    now = 1_800_000_000.0
+    os.utime(path, (now - age, now - age))
+    assert landing.is_claimable(path, with_landing(settings, min_file_age_seconds=60), now=now) is claimable
+
+
 def test_identical_redrop_is_skipped_and_reported(settings: Settings, fresh_db: str) -> None:
     pipeline.run_all(settings, "run-1", fresh_db)
     before = data_digest(fresh_db)
