@@ -132,7 +132,7 @@ class Settings:
     quality: QualityConfig | None  # None: the file has no quality section
     monitoring: MonitoringSection
     alerting: AlertingSection
-    landing: LandingSection = field(default_factory=lambda: _default_landing())
+    landing: LandingSection = field(default_factory=lambda: _default_landing())  # noqa: PLW0108 - defined below
 
     def source_path(self, source: str) -> Path:
         return self.raw_data_dir / self.sources[source].file

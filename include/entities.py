@@ -127,7 +127,7 @@ def _lineage(what: str) -> tuple[Column, ...]:
     return (
         Column("src_file", "text", f"Landing file (path under the raw directory) the {what} was last written from."),
         Column("src_line", "integer", f"Line (or JSON item) of src_file the {what} came from."),
-        Column("src_file_id", "bigint", f"ingested_files.file_id of src_file (version tie-break for a changed file)."),
+        Column("src_file_id", "bigint", "ingested_files.file_id of src_file (version tie-break for a changed file)."),
     )
 
 

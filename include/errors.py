@@ -29,6 +29,8 @@ class NonRetryable(Exception):
 
 
 _REGISTERED: set[type[BaseException]] = set()
+
+
 def register_non_retryable(*types: type[BaseException]) -> None:
     """Declare exception classes (and their subclasses) non-retryable."""
     _REGISTERED.update(types)

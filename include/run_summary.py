@@ -34,7 +34,6 @@ RUNBOOK_ANCHORS: dict[str, str] = {
     "MonitoringBreach": "monitoring-breach",
     "AirflowTaskTimeout": "task-timeout",
     "AirflowApiError": "airflow-api-error",
-    "MissingInputError": "missing-input",
     "EncodingProblem": "encoding-problem",
     "SchemaNotMigrated": "schema-not-migrated",
     "MigrationError": "migration-error",

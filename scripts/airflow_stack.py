@@ -104,7 +104,15 @@ COMPONENT_SECRETS: dict[str, frozenset[str]] = {
     "triggerer": frozenset({METADATA_CONN, FERNET_KEY}),
     # runs tasks: the metadata only through the Execution API with the token that came with the task
     "celery-worker": frozenset(
-        {CELERY_BROKER, CELERY_RESULTS, CONN_LOADER, CONN_REPORTING, CONN_AIRFLOW_API, CONN_PRIVACY_KEY, CONN_BACKUP_KEY}
+        {
+            CELERY_BROKER,
+            CELERY_RESULTS,
+            CONN_LOADER,
+            CONN_REPORTING,
+            CONN_AIRFLOW_API,
+            CONN_PRIVACY_KEY,
+            CONN_BACKUP_KEY,
+        }
     ),
 }
 # On LocalExecutor the scheduler runs the tasks itself: it also needs what the tasks use.

@@ -177,7 +177,11 @@ def test_new_keys_have_defaults_that_keep_todays_behaviour() -> None:
     assert s.landing.archive is False and s.landing.min_file_age_seconds == 0 and s.landing.on_bad_file == "fail"
     assert s.on_mixed_encoding == "fail"
     assert s.reporting_conn_id == s.conn_id == "postgres_default"
-    assert (s.idle_in_transaction_timeout_seconds, s.tcp_user_timeout_seconds, s.keepalives_idle_seconds) == (120, 60, 30)
+    assert (s.idle_in_transaction_timeout_seconds, s.tcp_user_timeout_seconds, s.keepalives_idle_seconds) == (
+        120,
+        60,
+        30,
+    )
     raw = _raw()
     raw["database"]["reporting_conn_id"] = "warehouse_ro"
     raw["sources"]["orders"].update(pattern="orders_*.csv", encoding="cp1252", date_formats=["dd/mm/yyyy"])

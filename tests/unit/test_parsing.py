@@ -223,7 +223,11 @@ def test_parsing_config_keys_and_defaults() -> None:
         ),
         ("sources__orders__date_formats", [], "'sources.orders.date_formats' must have at least 1 item(s), got []"),
         ("sources__orders__allow_header_only", "yes", "'sources.orders.allow_header_only' must be true or false"),
-        ("transform__on_mixed_encoding", "guess", "'transform.on_mixed_encoding' must be one of 'fail' or 'quarantine', got 'guess'"),
+        (
+            "transform__on_mixed_encoding",
+            "guess",
+            "'transform.on_mixed_encoding' must be one of 'fail' or 'quarantine', got 'guess'",
+        ),
     ],
 )
 def test_parsing_config_keys_are_validated(key: str, value: object, message: str) -> None:

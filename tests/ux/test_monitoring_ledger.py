@@ -12,13 +12,14 @@ from include.monitoring import collect_etl_status_from_ledger, parse_monitoring,
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 @pytest.fixture
 def ledger(fresh_db: str) -> str:
     """A migrated warehouse (0002 gives etl_runs its attempt/status/error columns)."""
     return fresh_db
 
 
-def _row(conn: psycopg.Connection, run_id: str, status: str, minute: int, attempt: int = 1, source: str = "*") -> None:
+def _row(conn: psycopg.Connection, run_id: str, status: str, minute: int, *, attempt: int = 1, source: str = "*") -> None:
     conn.execute(
         "INSERT INTO etl_runs (etl_run_id, attempt, source, rows_read, rows_loaded, rows_rejected, rows_duplicate,"
         " started_at, finished_at, status, failed_step, error_class, error_message)"
