@@ -19,7 +19,9 @@ def ledger(fresh_db: str) -> str:
     return fresh_db
 
 
-def _row(conn: psycopg.Connection, run_id: str, status: str, minute: int, *, attempt: int = 1, source: str = "*") -> None:
+def _row(
+    conn: psycopg.Connection, run_id: str, status: str, minute: int, *, attempt: int = 1, source: str = "*"
+) -> None:
     conn.execute(
         "INSERT INTO etl_runs (etl_run_id, attempt, source, rows_read, rows_loaded, rows_rejected, rows_duplicate,"
         " started_at, finished_at, status, failed_step, error_class, error_message)"
