@@ -937,10 +937,10 @@ def _json_lines_fast_table(
     for i in suspects:
         broken = type_violation(msgspec.structs.asdict(objs[i]), contract)
         if broken:
-            for col, mark in zip(marks, ("invalid_type", *broken), strict=True):
-                col[i] = mark
-    for col, values in zip(REJECT_MARK_COLUMNS, marks, strict=True):
-        arrays[col] = pa.array(values, pa.string())
+            for mark_col, mark in zip(marks, ("invalid_type", *broken), strict=True):
+                mark_col[i] = mark
+    for name, values in zip(REJECT_MARK_COLUMNS, marks, strict=True):
+        arrays[name] = pa.array(values, pa.string())
     arrays[LINE_COLUMN] = pa.array([first_line + i for i in keep], pa.int64())
     return pa.table(arrays)
 

@@ -114,7 +114,7 @@ def _plot(title: str, series: Mapping[str, Sequence[tuple[Any, float | None]]], 
             ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.5, label=name)
         bounds = x_range(series)
         if bounds:
-            ax.set_xlim(*bounds)  # the data's own range, never matplotlib's default span of years
+            ax.set_xlim(*bounds)  # type: ignore[arg-type]  # datetimes: matplotlib converts them; the data's own range, never matplotlib's default span of years
         # Tick labels need the precision of the tick step (0.991 vs 0.993), which fmt_value's 2 decimals lose.
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}{'' if unit == '%' else ' '}{unit}".strip()))
         ax.set_title(title)

@@ -26,14 +26,14 @@ class PrivacyConfig(BaseModel):
     backup_dir: Path = Path(".local/backups")
     pg_bin_dir: Path | None = None
     scratch_database: str | None = None
-    sessions_months: int | None = Field(13, ge=1)
-    rejected_days: int | None = Field(90, ge=1)
-    staging_days: int | None = Field(7, ge=1)
-    reports_days: int | None = Field(90, ge=1)
-    archive_days: int | None = Field(30, ge=1)
-    exports_days: int | None = Field(30, ge=1)
-    backups_keep: int = Field(7, ge=1)
-    backup_max_age_hours: float = Field(26, gt=0)
+    sessions_months: int | None = Field(default=13, ge=1)
+    rejected_days: int | None = Field(default=90, ge=1)
+    staging_days: int | None = Field(default=7, ge=1)
+    reports_days: int | None = Field(default=90, ge=1)
+    archive_days: int | None = Field(default=30, ge=1)
+    exports_days: int | None = Field(default=30, ge=1)
+    backups_keep: int = Field(default=7, ge=1)
+    backup_max_age_hours: float = Field(default=26, gt=0)
 
     @field_validator("scratch_database")
     @classmethod
