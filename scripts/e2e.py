@@ -432,6 +432,24 @@ def check_worker_never_used_metadata(stack: AirflowStack, report: Report, label:
 WAREHOUSE_TABLES = ("customers", "products", "orders", "user_sessions")
 
 
+def _e2e_config(base: Path, label: str) -> Path:
+    """config.yaml without the ETL's cron: with the landing zone, the run the scheduler starts on unpause would
+    load the files and the manual run would find nothing new (no asset event, no quality run to check)."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["etl"]["schedule"] = None  # the ETL still starts on its marker file (asset watcher) or a manual trigger
+    for key in ("raw_data_dir", "staging_dir", "reports_dir"):
+        cfg["paths"][key] = str((ROOT / cfg["paths"][key]).resolve())  # relative to config.yaml, as before
+    for key in ("exports_dir", "backup_dir"):
+        if cfg.get("privacy", {}).get(key):
+            cfg["privacy"][key] = str((ROOT / cfg["privacy"][key]).resolve())
+    path = base / f"{label}-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
 def prepare_raw_data(base: Path) -> Path:
     """Deterministic input files with a manifest of the expected counts (scripts.generate_data), else data/raw."""
     if not (ROOT / "scripts" / "generate_data.py").exists():
@@ -619,7 +637,7 @@ def run_stack_part(
         executor=executor,
         celery_workers=workers,
         dags_folder=sc.dags_folder,
-        extra_env={"ECOM_RAW_DATA_DIR": str(raw_dir)},
+        extra_env={"ECOM_RAW_DATA_DIR": str(raw_dir), "ECOM_CONFIG": str(_e2e_config(base_dir, label))},
     )
     with stack:
         report.timings[f"{label}: postgres + init (migrate, FAB users, pools)"] = stack.timings["db_migrate"]
