@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -152,6 +153,13 @@ def table_digests(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
 
 
 # ---- client binaries ----------------------------------------------------------------------------
+class ClientTooOld(BackupError):
+    """pg_dump/pg_restore is of an older major version than the server (pg_dump refuses such a server)."""
+
+
+_CLIENT_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
 def client_bin(name: str, cfg: PrivacyConfig) -> str:
     """Path of `name` (pg_dump, pg_restore): the configured folder, the embedded wheel's, or PATH.
 
@@ -175,6 +183,66 @@ def client_bin(name: str, cfg: PrivacyConfig) -> str:
     if not found:
         raise BackupError(f"{name} not found: set privacy.pg_bin_dir to the client matching the server")
     return found
+
+
+def major_of_client(path: str) -> tuple[int, ...]:
+    """Major version of a PostgreSQL client tool, from ``<path> --version`` (``pg_dump (PostgreSQL) 17.6 ...``).
+
+    PostgreSQL 10 and later: ``(17,)``; before 10 the major has two parts: ``(9, 6)``.
+
+    Raises:
+        BackupError: the tool does not run or prints no PostgreSQL version.
+    """
+    try:
+        out = subprocess.run(  # noqa: S603 - a configured client binary, fixed argument
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError as err:
+        raise BackupError(f"{path} --version could not run: {err}") from err
+    found = _CLIENT_VERSION.search(out.stdout)
+    if out.returncode != 0 or not found:
+        raise BackupError(
+            f"{path} --version printed no PostgreSQL version (exit {out.returncode}): {out.stdout[:200]!r}"
+        )
+    major = int(found.group(1))
+    return (major,) if major >= 10 else (major, int(found.group(2) or 0))
+
+
+def major_of_server(server_version: int) -> tuple[int, ...]:
+    """Major version of a server from libpq's number (``170006`` -> ``(17,)``, ``90624`` -> ``(9, 6)``)."""
+    return (
+        (server_version // 10000,)
+        if server_version >= 100000
+        else (server_version // 10000, server_version // 100 % 100)
+    )
+
+
+def _dotted(major: tuple[int, ...]) -> str:
+    return ".".join(str(p) for p in major)
+
+
+def matching_client(name: str, cfg: PrivacyConfig, server_version: int) -> str:
+    """`client_bin(name)`, refused when its major version is older than the server's.
+
+    pg_dump refuses to dump a server of a newer major version ("server version mismatch") and an older
+    pg_restore cannot read the archives a newer pg_dump writes: the error names both versions before any
+    file is written. A newer client is fine (pg_dump supports older servers).
+
+    Raises:
+        ClientTooOld: the client is older than the server (NonRetryable: a retry cannot fix it).
+        BackupError: the client is missing or prints no version.
+    """
+    path = client_bin(name, cfg)
+    client, server = major_of_client(path), major_of_server(server_version)
+    if client < server:
+        raise ClientTooOld(
+            f"{name} {path} is PostgreSQL {_dotted(client)} but the warehouse server is PostgreSQL {_dotted(server)}:"
+            f" {name} must be of major {_dotted(server)} or newer. Install that client (in the image: Dockerfile"
+            f" ARG PG_MAJOR, postgresql-client-<major> from apt.postgresql.org) and point privacy.pg_bin_dir"
+            f" (env ECOM_PG_BIN_DIR) at its bin folder"
+        )
+    log.debug("%s %s is PostgreSQL %s (server %s)", name, path, _dotted(client), _dotted(server))
+    return path
 
 
 def _libpq_env(conninfo: str, dbname: str | None = None) -> dict[str, str]:
@@ -228,7 +296,7 @@ def backup(conninfo: str, cfg: PrivacyConfig, secret: bytes) -> dict[str, Any]:
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
         server_version = conn.info.server_version
         cmd = [
-            client_bin("pg_dump", cfg),
+            matching_client("pg_dump", cfg, server_version),
             "--format=custom",
             f"--snapshot={snapshot}",
             f"--exclude-schema={PRIVACY_SCHEMA}",
@@ -304,7 +372,15 @@ def restore_into(
     Raises:
         BackupError: the file is corrupted or pg_restore failed; the message names the file.
     """
-    cmd = [client_bin("pg_restore", cfg), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password"]
+    with psycopg.connect(conninfo) as conn:
+        server_version = conn.info.server_version
+    cmd = [
+        matching_client("pg_restore", cfg, server_version),
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--no-password",
+    ]
     if clean:
         cmd += ["--clean", "--if-exists", "--single-transaction"]
     cmd.append(f"--dbname={dbname}")

@@ -43,6 +43,7 @@ ENV_POSTGRES_CONN_ID = "ECOM_POSTGRES_CONN_ID"
 ENV_REPORTING_CONN_ID = "ECOM_REPORTING_CONN_ID"
 ENV_EXPORTS_DIR = "ECOM_EXPORTS_DIR"
 ENV_BACKUP_DIR = "ECOM_BACKUP_DIR"
+ENV_PG_BIN_DIR = "ECOM_PG_BIN_DIR"
 
 # Environment variable -> the key of config.yaml it replaces.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -54,6 +55,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     ENV_REPORTING_CONN_ID: ("database", "reporting_conn_id"),
     ENV_EXPORTS_DIR: ("privacy", "exports_dir"),
     ENV_BACKUP_DIR: ("privacy", "backup_dir"),
+    ENV_PG_BIN_DIR: ("privacy", "pg_bin_dir"),
 }
 
 __all__ = ["SOURCES", "ConfigError", "Settings", "load_config", "parse_config"]
