@@ -27,8 +27,10 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -55,7 +57,7 @@ _EMAIL_LIKE = re.compile(r"[^\s\"'<>(),;:\[\]{}\\]+@[^\s\"'<>(),;:\[\]{}\\]+")
 
 
 # Environment overrides (declared with the others in config_loader.ENV_OVERRIDES).
-from include.config_loader import ENV_BACKUP_DIR, ENV_EXPORTS_DIR  # noqa: E402
+from include.config_loader import ENV_BACKUP_DIR, ENV_EXPORTS_DIR, ENV_PG_BIN_DIR  # noqa: E402
 
 
 def privacy_config(settings: Settings) -> PrivacyConfig:
@@ -76,6 +78,8 @@ def privacy_config(settings: Settings) -> PrivacyConfig:
         overrides["exports_dir"] = Path(os.environ[ENV_EXPORTS_DIR])
     if os.environ.get(ENV_BACKUP_DIR):
         overrides["backup_dir"] = Path(os.environ[ENV_BACKUP_DIR])
+    if os.environ.get(ENV_PG_BIN_DIR):
+        overrides["pg_bin_dir"] = Path(os.environ[ENV_PG_BIN_DIR])
     return cfg.model_copy(update=overrides).resolved(settings.config_path.parent)
 
 
@@ -305,7 +309,8 @@ def _process_one(
         conn.commit()
         try:
             # Files first: if the database step fails, the address is still in the request row for the retry.
-            files = scrub_files(dirs, address, token_address(tok))
+            with _step("files: scrub staging, reports, exports"):
+                files = scrub_files(dirs, address, token_address(tok))
             with conn.transaction():
                 _, still = _pending(conn, rid)
                 if still is None:
@@ -322,7 +327,8 @@ def _process_one(
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOAD_LOCK_KEY,))
             conn.commit()
         write_suppressions_file(conn, dirs.backup)
-        _vacuum(conn, schema, [t for t, n in counts.items() if n and not t.endswith("_files")])
+        with _step("vacuum analyze the changed tables"):
+            _vacuum(conn, schema, [t for t, n in counts.items() if n and not t.endswith("_files")])
         return {"request_id": str(rid), "action": action, "status": "done", "token": tok, "counts": counts}
 
 
@@ -365,6 +371,16 @@ def _audit(
 
 
 # ---- erasure in the warehouse -------------------------------------------------------------------
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Time one step of an erasure (DEBUG log; scripts/bench_privacy.py reads it)."""
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        log.debug("erase step %s: %.3fs", name, time.monotonic() - t0)
+
+
 _REFRESH_CUSTOMERS = """
 UPDATE customers c
 SET order_count = o.n, total_spent = o.spent, first_order_at = o.first_at, last_order_at = o.last_at,
@@ -399,50 +415,67 @@ def erase_in_warehouse(conn: psycopg.Connection[Any], schema: str, address: str,
     tok_addr = token_address(tok)
     counts: dict[str, int] = {"customers": 0, "orders": 0, "user_sessions": 0, "rejected_records": 0}
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
-        row = cur.execute("SELECT customer_id FROM customers WHERE email = %s", (addr,)).fetchone()
+        with _step("load lock"):
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
+        with _step("customers: find by e-mail"):
+            row = cur.execute("SELECT customer_id FROM customers WHERE email = %s", (addr,)).fetchone()
         if row is not None:
             cid = int(row[0])
-            cur.execute("DELETE FROM user_sessions WHERE customer_id = %s", (cid,))
-            counts["user_sessions"] = cur.rowcount
+            with _step("user_sessions: delete by customer_id"):
+                cur.execute("DELETE FROM user_sessions WHERE customer_id = %s", (cid,))
+                counts["user_sessions"] = cur.rowcount
             existing = cur.execute("SELECT customer_id FROM customers WHERE email = %s", (tok_addr,)).fetchone()
             if existing is not None:
                 # The address came back (e.g. a reprocessed file) after an earlier erasure: one token customer only.
                 target = int(existing[0])
-                cur.execute("UPDATE orders SET customer_id = %s WHERE customer_id = %s", (target, cid))
-                counts["orders"] = cur.rowcount
+                with _step("orders: relink to the token customer"):
+                    cur.execute("UPDATE orders SET customer_id = %s WHERE customer_id = %s", (target, cid))
+                    counts["orders"] = cur.rowcount
                 cur.execute("DELETE FROM customers WHERE customer_id = %s", (cid,))
             else:
                 target = cid
-                cur.execute(
-                    "UPDATE customers SET email = %s, first_name = NULL, last_name = NULL, country = NULL,"
-                    " signup_date = NULL, updated_at = now() WHERE customer_id = %s",
-                    (tok_addr, cid),
-                )
+                with _step("customers: pseudonymise"):
+                    cur.execute(
+                        "UPDATE customers SET email = %s, first_name = NULL, last_name = NULL, country = NULL,"
+                        " signup_date = NULL, updated_at = now() WHERE customer_id = %s",
+                        (tok_addr, cid),
+                    )
             counts["customers"] = 1
-            cur.execute(_REFRESH_CUSTOMERS, ([target],))
+            with _step("customers: refresh aggregates"):
+                cur.execute(_REFRESH_CUSTOMERS, ([target],))
         # Any other place the address may sit: quarantined raw rows (deleted), free-text columns (rewritten).
+        # One pass per table finds whether any row's text holds the address at all (the normal case after the
+        # steps above: none); only then is each text column rewritten - a column-by-column scan of every table
+        # would read a 1M-row table once per text column (docs/benchmarks.md "Privacy erasure").
         pattern = re.escape(addr)
         for table, columns in _text_columns(conn, schema).items():
             tbl = sql.Identifier(schema, table)
             hit = sql.SQL(" OR ").join(
                 sql.SQL("strpos(lower({}::text), %(addr)s) > 0").format(sql.Identifier(c)) for c, _ in columns
             )
+            with _step(f"{table}: any text holding the address?"):
+                found = cur.execute(
+                    sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(tbl, hit), {"addr": addr}
+                ).fetchone()
+            if not (found and found[0]):
+                continue
             if table == "rejected_records":
-                cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(tbl, hit), {"addr": addr})
-                counts[table] = counts.get(table, 0) + cur.rowcount
+                with _step(f"{table}: delete rows holding the address"):
+                    cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(tbl, hit), {"addr": addr})
+                    counts[table] = counts.get(table, 0) + cur.rowcount
                 continue
             for column, dtype in columns:
                 col = sql.Identifier(column)
                 expr = sql.SQL("regexp_replace({}::text, %(pat)s, %(tok)s, 'gi')").format(col)
                 if dtype in ("jsonb", "json"):
                     expr = sql.SQL("({})::{}").format(expr, sql.SQL(dtype))
-                cur.execute(
-                    sql.SQL("UPDATE {} SET {} = {} WHERE strpos(lower({}::text), %(addr)s) > 0").format(
-                        tbl, col, expr, col
-                    ),
-                    {"addr": addr, "pat": pattern, "tok": tok_addr},
-                )
+                with _step(f"{table}.{column}: rewrite text holding the address"):
+                    cur.execute(
+                        sql.SQL("UPDATE {} SET {} = {} WHERE strpos(lower({}::text), %(addr)s) > 0").format(
+                            tbl, col, expr, col
+                        ),
+                        {"addr": addr, "pat": pattern, "tok": tok_addr},
+                    )
                 if cur.rowcount:
                     counts[table] = counts.get(table, 0) + cur.rowcount
     return counts
