@@ -23,3 +23,29 @@ ENV PYTHONPATH=/usr/local/airflow \
 # Created in the image (owned by astro) so that a named volume mounted on them starts with the
 # right owner and mode.
 RUN mkdir -p /usr/local/airflow/shared/staging /usr/local/airflow/shared/reports
+
+# pg_dump/pg_restore for the backups (include/backup.py) must be of the warehouse server's major version or
+# newer: pg_dump refuses a newer server. PG_MAJOR is that major, the one definition of it for the image:
+# tests/deploy/test_deploy_pg_client.py fails when it differs from the major of the warehouse-db image in
+# docker-compose.prod.yml (x-warehouse-postgres-image). Debian's own repository has one major per release, so the client comes from the
+# PostgreSQL project's apt repository (PGDG). Its signing key is the one Debian's `postgresql-common` package
+# ships (so the trust chain is Debian's signed archive), and the suite is this image's own Debian release.
+ARG PG_MAJOR=17
+# hadolint ignore=DL3066
+USER root
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+    && . /etc/os-release \
+    && printf 'Types: deb\nURIs: https://apt.postgresql.org/pub/repos/apt\nSuites: %s-pgdg\nComponents: main\nSigned-By: /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc\n' \
+        "${VERSION_CODENAME}" > /etc/apt/sources.list.d/pgdg.sources \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+    && "/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump" --version | grep -q "(PostgreSQL) ${PG_MAJOR}\." \
+    && rm -rf /var/lib/apt/lists/*
+# Back to the base image's runtime user (by name: its uid is the base image's business).
+# hadolint ignore=DL3066
+USER astro
+# privacy.pg_bin_dir for every process of the image (the backup task runs on the Celery workers).
+ENV ECOM_PG_BIN_DIR=/usr/lib/postgresql/${PG_MAJOR}/bin
