@@ -123,6 +123,7 @@ def privacy_maintenance() -> None:
             settings.schema,
             cfg,
             Dirs.of(settings, cfg),
+            staging_days=settings.staging_retention_days,
             run_id=run_id,
             actor=actor,
         )

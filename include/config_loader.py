@@ -104,7 +104,7 @@ class Settings:
     raw_data_dir: Path
     staging_dir: Path
     reports_dir: Path
-    staging_retention_days: int
+    staging_retention_days: int | None
     conn_id: str
     reporting_conn_id: str  # = conn_id unless database.reporting_conn_id is set
     schema: str

@@ -404,10 +404,10 @@ def summary_lines(loaded: LoadManifest) -> list[str]:
 
 
 def prune_staging(settings: Settings, dag_id: str, keep_days: int | None = None) -> int:
-    """Delete run folders older than paths.staging_retention_days; return how many were removed."""
+    """Delete run folders older than paths.staging_retention_days (null: keep); return how many were removed."""
     keep = settings.staging_retention_days if keep_days is None else keep_days
     base = settings.staging_dir / dag_id
-    if not base.exists():
+    if keep is None or not base.exists():
         return 0
     cutoff = time.time() - timedelta(days=keep).total_seconds()
     removed = 0

@@ -675,11 +675,16 @@ def enforce_retention(
     cfg: PrivacyConfig,
     dirs: Dirs,
     *,
+    staging_days: int | None,
     run_id: str,
     actor: str,
     now: datetime | None = None,
 ) -> dict[str, int]:
-    """Delete what is older than the ``privacy:`` limits; audit and record a metric per kind; return counts."""
+    """Delete what is older than the ``privacy:`` limits; audit and record a metric per kind; return counts.
+
+    Staging run folders expire after `staging_days` (``paths.staging_retention_days``, the one key the ETL's own
+    pruning reads too; None keeps them).
+    """
     now = now or datetime.now(UTC)
     ts = now.timestamp()
     counts: dict[str, int] = {}
@@ -702,7 +707,7 @@ def enforce_retention(
                     (now, cfg.rejected_days),
                 )
                 counts["rejected_records"] = cur.rowcount
-        runs = _old_run_dirs(dirs.staging, cfg.staging_days, ts)
+        runs = _old_run_dirs(dirs.staging, staging_days, ts)
         for d in runs:
             shutil.rmtree(d)
         counts["staging_runs"] = len(runs)

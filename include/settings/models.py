@@ -37,7 +37,9 @@ class PathsSection(StrictModel):
     raw_data_dir: Text
     staging_dir: Text
     reports_dir: Text
-    staging_retention_days: int = Field(default=7, ge=0)
+    # Staging run folders older than this are deleted (after each ETL run and by the daily privacy_maintenance);
+    # null keeps them forever. Replaces privacy.staging_days.
+    staging_retention_days: int | None = Field(default=7, ge=0)
 
 
 class DatabaseSection(StrictModel):

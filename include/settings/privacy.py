@@ -5,8 +5,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from include.settings.base import key_error
+
+# Keys that moved out of this section: a config.yaml still carrying one is refused with the replacement named.
+MOVED_KEYS = {
+    "staging_days": "paths.staging_retention_days",
+}
 
 
 class PrivacyConfig(BaseModel):
@@ -28,12 +36,25 @@ class PrivacyConfig(BaseModel):
     scratch_database: str | None = None
     sessions_months: int | None = Field(default=13, ge=1)
     rejected_days: int | None = Field(default=90, ge=1)
-    staging_days: int | None = Field(default=7, ge=1)
+    # Staging run folders expire by paths.staging_retention_days (one key, read by the ETL and by retention).
     reports_days: int | None = Field(default=90, ge=1)
     archive_days: int | None = Field(default=30, ge=1)
     exports_days: int | None = Field(default=30, ge=1)
     backups_keep: int = Field(default=7, ge=1)
     backup_max_age_hours: float = Field(default=26, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in MOVED_KEYS.items():
+                if old in data:
+                    raise key_error(
+                        old,
+                        f"was replaced by '{new}' (one retention for staging run folders, used by the ETL and by"
+                        f" privacy_maintenance): move the value there and delete this key",
+                    )
+        return data
 
     @field_validator("scratch_database")
     @classmethod

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -87,6 +88,14 @@ def test_requests_dag_erases_without_the_address_in_airflow_metadata(warehouse: 
 def test_maintenance_dag_applies_retention_and_proves_the_backup(warehouse: Warehouse, tmp_path: Path) -> None:
     env = _env(warehouse, tmp_path / "airflow_home")
     assert _airflow(env, "db", "migrate").returncode == 0
+    # Staging run folders expire by paths.staging_retention_days (7 in config.yaml): one 8 days old, one 6.
+    staging = warehouse.settings.staging_dir / "some_dag"
+    for name, days in (("old-run", 8), ("young-run", 6)):
+        (staging / name).mkdir(parents=True)
+        (staging / name / "part.csv").write_text("x")
+        t = time.time() - days * 86400
+        for p in (staging / name / "part.csv", staging / name):
+            os.utime(p, (t, t))
     proc = _airflow(env, "dags", "test", "privacy_maintenance")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     with psycopg.connect(warehouse.url) as conn:
@@ -99,5 +108,6 @@ def test_maintenance_dag_applies_retention_and_proves_the_backup(warehouse: Ware
             "SELECT value, status FROM monitoring_metrics WHERE metric_name = 'backup.restore_check'"
         ).fetchall()
     assert cats == {"retention": 6, "backup": 4}
+    assert not (staging / "old-run").exists() and (staging / "young-run" / "part.csv").exists()
     assert check == [(1.0, "ok")]
     assert len(list(warehouse.cfg.backup_dir.glob("warehouse-*.dump.enc"))) == 1

@@ -27,7 +27,6 @@ def test_retention_deletes_exactly_what_is_older_than_the_limits(warehouse: Ware
         update={
             "sessions_months": 13,
             "rejected_days": 90,
-            "staging_days": 7,
             "reports_days": 30,
             "archive_days": 60,
             "exports_days": 10,
@@ -69,7 +68,9 @@ def test_retention_deletes_exactly_what_is_older_than_the_limits(warehouse: Ware
     new_export = _file(dirs.exports / "access-2.json", timedelta(days=9))
     (dirs.reports / "extract.csv").unlink()
 
-    counts = enforce_retention(warehouse.url, "public", cfg, dirs, run_id="ret-1", actor="pytest", now=NOW)
+    counts = enforce_retention(
+        warehouse.url, "public", cfg, dirs, staging_days=7, run_id="ret-1", actor="pytest", now=NOW
+    )
 
     assert counts == {
         "user_sessions": 3,
@@ -102,14 +103,18 @@ def test_retention_deletes_exactly_what_is_older_than_the_limits(warehouse: Ware
     assert audit == counts
     assert metrics == {k: float(v) for k, v in counts.items()}
 
-    again = enforce_retention(warehouse.url, "public", cfg, dirs, run_id="ret-2", actor="pytest", now=NOW)
+    again = enforce_retention(
+        warehouse.url, "public", cfg, dirs, staging_days=7, run_id="ret-2", actor="pytest", now=NOW
+    )
     assert set(again.values()) == {0}
 
 
 def test_null_limits_keep_everything(warehouse: Warehouse) -> None:
     cfg = warehouse.cfg.model_copy(
-        update={k: None for k in ("sessions_months", "rejected_days", "staging_days", "reports_days", "exports_days")}
+        update={k: None for k in ("sessions_months", "rejected_days", "reports_days", "exports_days")}
     )
     far = NOW + timedelta(days=3650)
-    counts = enforce_retention(warehouse.url, "public", cfg, warehouse.dirs, run_id="r", actor="pytest", now=far)
+    counts = enforce_retention(
+        warehouse.url, "public", cfg, warehouse.dirs, staging_days=None, run_id="r", actor="pytest", now=far
+    )
     assert counts == {"staging_runs": 0, "report_files": 0, "archive_files": 0, "export_files": 0}
