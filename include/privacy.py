@@ -123,7 +123,9 @@ def token_address(tok: str) -> str:
 def suppress(frame: pd.DataFrame, email_column: str, tokens: Iterable[str], key: bytes) -> pd.DataFrame:
     """`frame` with every address of `email_column` whose token is in `tokens` replaced by its token address.
 
-    Pure (returns a copy when something changes); values that are not strings are left alone.
+    In the rows concerned, any other text column holding the address (e.g. the raw record ``_raw`` the
+    extract keeps for the quarantine) gets the token address too. Pure (returns a copy when something
+    changes); values that are not strings are left alone.
     """
     wanted = set(tokens)
     if not wanted or email_column not in frame.columns or frame.empty:
@@ -138,6 +140,15 @@ def suppress(frame: pd.DataFrame, email_column: str, tokens: Iterable[str], key:
     if not mapping:
         return frame
     out = frame.copy()
+    rows = col.map(lambda v: isinstance(v, str) and v in mapping)
+    patterns = {v: re.compile(re.escape(normalise(v)), re.IGNORECASE) for v in mapping}
+    for name in out.columns:
+        if name == email_column or not (out[name].dtype == object or pd.api.types.is_string_dtype(out[name])):
+            continue
+        for idx in out.index[rows.to_numpy(dtype=bool)]:
+            text, original = out.at[idx, name], col.at[idx]
+            if isinstance(text, str):
+                out.at[idx, name] = patterns[original].sub(mapping[original], text)
     out[email_column] = col.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -595,6 +596,14 @@ def _to_arrow(df: pd.DataFrame, columns: list[str]) -> pa.Table:
     return pa.table(out)
 
 
+def _rewrite_part(part: str | Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
+    """Atomically replace the parquet part `part` with `frame` (same schema)."""
+    path = Path(part)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
+    os.replace(tmp, path)
+
+
 class DataTransformer:
     """Transform the staged parts of each source into clean + rejects CSV files under `run_dir/transform`."""
 
@@ -636,14 +645,20 @@ class DataTransformer:
         first_reject = True
         try:
             for part in manifest["parts"]:
-                raw = pq.read_table(part).to_pandas()
+                part_table = pq.read_table(part)
+                raw = part_table.to_pandas()
                 if self.privacy_key:
                     from include import privacy  # here: privacy imports the loader, which imports this module
 
                     if source in privacy.EMAIL_COLUMNS:
-                        raw = privacy.suppress(
+                        suppressed = privacy.suppress(
                             raw, privacy.EMAIL_COLUMNS[source], self.suppressed_tokens, self.privacy_key
                         )
+                        if suppressed is not raw:
+                            # An erased address in a (reprocessed) file: the staged extract part is rewritten
+                            # too, so staging never keeps it (a retry reads the token address: same result).
+                            _rewrite_part(part, suppressed, part_table.schema)
+                        raw = suppressed
                 result.rows_read += len(raw)
                 raw, marked = _split_marked(raw, source, ctx)
                 valid, rejected = rule(raw, ctx)

@@ -216,6 +216,18 @@ def test_suppress_maps_only_suppressed_addresses() -> None:
     assert out["n"].tolist() == [1, 2, 3, 4]
     assert frame["customer_email"].iloc[0] == RAW_SUBJECT  # pure: the input is not changed
     assert suppress(frame, "customer_email", set(), KEY) is frame
+    # The raw record the extract keeps beside the columns (quarantine's raw_record) is mapped in those rows too.
+    raw = pd.DataFrame(
+        {
+            "customer_email": [RAW_SUBJECT, "other@example.org"],
+            "_raw": [f'{{"customer_email": "{RAW_SUBJECT}", "x": 1}}', '{"customer_email": "other@example.org"}'],
+        }
+    ).astype({"_raw": "str"})
+    mapped = suppress(raw, "customer_email", {TOKEN}, KEY)
+    assert mapped["_raw"].tolist() == [
+        f'{{"customer_email": " {TOKEN_ADDRESS}", "x": 1}}',
+        '{"customer_email": "other@example.org"}',
+    ]
 
 
 def test_export_writes_exactly_that_customers_rows(warehouse: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
