@@ -1,5 +1,5 @@
 # Privacy operations (README "Privacy"). The address goes through the environment, never argv of the script.
-.PHONY: privacy-request privacy-process backup restore-check restore privacy-reapply
+.PHONY: privacy-request privacy-process backup restore-check restore privacy-reapply bench-privacy
 
 # Exported by make itself: no shell quoting of the address (o'brien@example.com is valid), and no echo of it.
 privacy-request: export ECOM_PRIVACY_EMAIL = $(EMAIL)
@@ -21,3 +21,6 @@ restore: venv ## restore FILE=... over the warehouse (CONFIRM=yes), then re-appl
 
 privacy-reapply: venv ## re-apply every erasure to the warehouse (after any restore)
 	$(BIN)/python -m scripts.privacy_request reapply
+
+bench-privacy: venv ## one GDPR erasure in a warehouse of N orders (default 1000000): seconds per step (docs/benchmarks.md)
+	$(BIN)/python -m scripts.bench_privacy --orders $${N:-1000000} $(if $(EXPLAIN),--explain)
