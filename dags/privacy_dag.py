@@ -126,6 +126,8 @@ def privacy_maintenance() -> None:
             staging_days=settings.staging_retention_days,
             run_id=run_id,
             actor=actor,
+            # monitoring_metrics belongs to the reporting role (the loader may not write it)
+            metrics_conninfo=conninfo_from_connection(settings.reporting_conn_id),
         )
 
     @task
@@ -139,7 +141,11 @@ def privacy_maintenance() -> None:
         cfg = privacy_config(settings)
         run_id, _ = _run()
         return backup_and_check(
-            conninfo_from_connection(cfg.conn_id or settings.conn_id), cfg, secret_key(cfg.backup_key_conn_id), run_id
+            conninfo_from_connection(cfg.conn_id or settings.conn_id),
+            cfg,
+            secret_key(cfg.backup_key_conn_id),
+            run_id,
+            metrics_conninfo=conninfo_from_connection(settings.reporting_conn_id),
         )
 
     reapply_erasures() >> enforce_retention() >> backup_and_restore_check()

@@ -411,6 +411,57 @@ def restore_into(
             raise BackupError(f"restore of backup {path} failed (pg_restore exit {rc}): {message}")
 
 
+def _prepare_scratch(conninfo: str, scratch: str) -> bool:
+    """Make `scratch` an empty database to restore into; return True when it was created here (drop it after).
+
+    A role with CREATEDB (a superuser, `make restore-check` as the owner of a laptop server) drops and creates
+    it. The least-privilege loader of a deployment (NOCREATEDB: what the privacy DAGs connect as) uses the
+    scratch database the set-up created for it (include/roles.py, scripts/container_init_warehouse.sh), emptied.
+
+    Raises:
+        BackupError: no such database and no right to create one, or it belongs to another role.
+    """
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT current_user, rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        user, can_create = (str(row[0]), bool(row[1])) if row else ("?", False)
+        if can_create:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+            return True
+        owner = admin.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (scratch,)
+        ).fetchone()
+    if owner is None:
+        raise BackupError(
+            f"restore-check needs a scratch database: {scratch} does not exist and role {user} may not create"
+            f" databases (NOCREATEDB). Create it once as a superuser: CREATE DATABASE {scratch} OWNER {user}"
+            f" (the warehouse set-up does: include/roles.py, scripts/container_init_warehouse.sh)"
+        )
+    if owner[0] != user:
+        raise BackupError(
+            f"restore-check scratch database {scratch} belongs to {owner[0]}, not to {user} who runs the check:"
+            f" ALTER DATABASE {scratch} OWNER TO {user}"
+        )
+    _empty_scratch(conninfo, scratch)
+    return False
+
+
+def _empty_scratch(conninfo: str, scratch: str) -> None:
+    """Drop every non-system schema of the scratch database (the restored copy) and recreate ``public``."""
+    with psycopg.connect(psycopg.conninfo.make_conninfo(conninfo, dbname=scratch), autocommit=True) as conn:
+        schemas = [
+            r[0]
+            for r in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+            )
+        ]
+        for name in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+        conn.execute("CREATE SCHEMA IF NOT EXISTS public")
+
+
 def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path | None = None) -> dict[str, Any]:
     """Restore the newest backup (or `path`) into a scratch database and compare counts and digests.
 
@@ -428,17 +479,18 @@ def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path |
     expected = json.loads(manifest_file.read_text(encoding="utf-8"))["tables"]
     scratch = _scratch_name(conninfo, cfg)
     t0 = time.monotonic()
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    created = _prepare_scratch(conninfo, scratch)
     try:
         restore_into(conninfo, path, secret, cfg, scratch)
         scratch_info = psycopg.conninfo.make_conninfo(conninfo, dbname=scratch)
         with psycopg.connect(scratch_info) as conn:
             actual = table_digests(conn)
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+        if created:
+            with psycopg.connect(conninfo, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+        else:
+            _empty_scratch(conninfo, scratch)  # no copy of the warehouse stays behind
     differing = sorted(t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t))
     if differing:
         detail = "; ".join(f"{t}: expected {expected.get(t)}, restored {actual.get(t)}" for t in differing[:5])
@@ -460,18 +512,24 @@ def restore_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, path: Path |
     return result
 
 
-def backup_and_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, run_id: str) -> dict[str, Any]:
+def backup_and_check(
+    conninfo: str, cfg: PrivacyConfig, secret: bytes, run_id: str, *, metrics_conninfo: str | None = None
+) -> dict[str, Any]:
     """Backup, then restore-check it; store the outcome as monitoring metrics (category ``backup``) either way.
+
+    `metrics_conninfo`: where the metrics are written (the reporting role owns monitoring_metrics in a
+    least-privilege deployment); default `conninfo`.
 
     Raises:
         BackupError: the backup or its check failed (the failure metric is stored first).
     """
+    metrics_at = metrics_conninfo or conninfo
     made: dict[str, Any] = {}
     try:
         made = backup(conninfo, cfg, secret)
         checked = restore_check(conninfo, cfg, secret, Path(made["path"]))
     except BackupError as err:
-        with psycopg.connect(conninfo) as conn:
+        with psycopg.connect(metrics_at) as conn:
             record_metrics(
                 conn,
                 run_id,
@@ -479,7 +537,7 @@ def backup_and_check(conninfo: str, cfg: PrivacyConfig, secret: bytes, run_id: s
                 [("backup.restore_check", made.get("file"), 0.0, None, "critical", str(err)[:500])],
             )
         raise
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(metrics_at) as conn:
         record_metrics(
             conn,
             run_id,

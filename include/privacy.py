@@ -690,11 +690,13 @@ def enforce_retention(
     run_id: str,
     actor: str,
     now: datetime | None = None,
+    metrics_conninfo: str | None = None,
 ) -> dict[str, int]:
     """Delete what is older than the ``privacy:`` limits; audit and record a metric per kind; return counts.
 
     Staging run folders expire after `staging_days` (``paths.staging_retention_days``, the one key the ETL's own
-    pruning reads too; None keeps them).
+    pruning reads too; None keeps them). Metrics go to `metrics_conninfo` when given (the reporting role
+    owns monitoring_metrics in a least-privilege deployment), else through `conninfo`.
     """
     now = now or datetime.now(UTC)
     ts = now.timestamp()
@@ -731,24 +733,17 @@ def enforce_retention(
             for p in old:
                 p.unlink()
             counts[kind] = len(old)
+        metrics = [
+            ("retention.deleted", kind, float(n), "files" if kind.endswith(("files", "runs")) else "rows", "ok", None)
+            for kind, n in counts.items()
+        ]
         with conn.transaction():
             _audit(conn, None, None, "retention", counts, run_id=run_id, actor=actor)
-            record_metrics(
-                conn,
-                run_id,
-                "retention",
-                [
-                    (
-                        "retention.deleted",
-                        kind,
-                        float(n),
-                        "files" if kind.endswith(("files", "runs")) else "rows",
-                        "ok",
-                        None,
-                    )
-                    for kind, n in counts.items()
-                ],
-            )
+            if metrics_conninfo is None:
+                record_metrics(conn, run_id, "retention", metrics)
+    if metrics_conninfo is not None:  # the reporting role owns monitoring_metrics in a least-privilege deployment
+        with psycopg.connect(metrics_conninfo) as mconn:
+            record_metrics(mconn, run_id, "retention", metrics)
     log.info("retention: %s", counts)
     return counts
 

@@ -75,8 +75,15 @@ def setup_warehouse(
     schema: str = "public",
     passwords: dict[str, str] | None = None,
     names: RoleNames | None = None,
+    *,
+    scratch_database: str | None = None,
 ) -> list[str]:
-    """Roles, migrations as the owner, grants: the start-up step of every deployment; returns migrations applied."""
+    """Roles, migrations as the owner, grants: the start-up step of every deployment; returns migrations applied.
+
+    Also the restore-check's scratch database (`scratch_database`, default ``<db>_restore_check``, the name
+    include/backup.py uses), owned by the loader: the privacy DAGs run as the loader, which may not create
+    databases (NOCREATEDB), and restore every backup into it to prove it.
+    """
     from include.migrations import migrate
 
     names = names or RoleNames()
@@ -87,6 +94,11 @@ def setup_warehouse(
         conn.execute("RESET ROLE")
         if applied:
             _apply(conn, schema, {}, names)  # per-table grants for the tables just created
+        scratch = scratch_database or f"{db}_restore_check"[:63]
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (scratch,)).fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(scratch), sql.Identifier(names.loader))
+            )
     return applied
 
 

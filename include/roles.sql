@@ -4,7 +4,9 @@
 --   ecom.owner_password, ecom.loader_password, ecom.reporting_password      ('' keeps the current one)
 -- Used by include/roles.py (make run, tests) and scripts/container_init_warehouse.sh (psql).
 --   owner     owns the schema and every table; runs the migrations; no one else has DDL rights.
---   loader    DML on data, registry, quarantine, ledger and alert-incident tables; SELECT elsewhere; no DDL.
+--   loader    DML on data, registry, quarantine, ledger and alert-incident tables; SELECT elsewhere; no DDL;
+--             MAINTAIN (17+) for the erasure's VACUUM. It also owns the restore-check scratch database
+--             (<db>_restore_check), created by include/roles.py / scripts/container_init_warehouse.sh.
 --   reporting SELECT on everything; INSERT/UPDATE/DELETE on its own history tables (data_quality_results,
 --             monitoring_metrics) and the alert tables; pg_monitor (pg_stat_activity of every role).
 DO $roles$
@@ -71,6 +73,13 @@ BEGIN
         EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %I.schema_migrations FROM %I', sch, loader_r);
     END IF;
     EXECUTE format('GRANT pg_monitor TO %I', report_r);
+    -- An erasure (privacy DAGs, run as the loader) VACUUMs the tables it changed, so no dead row version keeps
+    -- the address: MAINTAIN (VACUUM, ANALYZE; PostgreSQL 17+). On older servers VACUUM by a non-owner is
+    -- skipped with a warning and autovacuum removes those row versions later.
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE format('GRANT MAINTAIN ON ALL TABLES IN SCHEMA %I TO %I', sch, loader_r);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT MAINTAIN ON TABLES TO %I', owner_r, sch, loader_r);
+    END IF;
     -- Privacy (migration 0004, schema `privacy`): the transform reads the suppression list; requests and audit
     -- rows are written by the privacy DAGs. Nothing here for the reporting role.
     IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'privacy') THEN

@@ -72,6 +72,13 @@ if [ -n "${WAREHOUSE_OWNER_PASSWORD:-}" ] && [ -n "${WAREHOUSE_LOADER_PASSWORD:-
   roles
   set_role="SET LOCAL ROLE \"$OWNER_ROLE\";"
   echo "container_init_warehouse: roles $OWNER_ROLE, $LOADER_ROLE, $REPORTING_ROLE ready"
+  # The restore-check's scratch database (include/backup.py: <db>_restore_check), owned by the loader the
+  # privacy DAGs run as (NOCREATEDB: it could not create one itself).
+  scratch="${WAREHOUSE_DB}_restore_check"
+  if [ "$(psql -X -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$scratch'")" != "1" ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE \"$scratch\" OWNER \"$LOADER_ROLE\""
+    echo "container_init_warehouse: scratch database $scratch for the restore-check created"
+  fi
 fi
 
 applied=0

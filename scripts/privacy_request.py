@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         for d in done:
             sys.stdout.write(f"{d['request_id']} {d['action']} {d['status']} {d.get('path', '')}\n")
     elif args.command == "backup":
-        out = backup.backup_and_check(conninfo, cfg, privacy.secret_key(cfg.backup_key_conn_id), f"cli-{os.getpid()}")
+        out = backup.backup_and_check(
+            conninfo,
+            cfg,
+            privacy.secret_key(cfg.backup_key_conn_id),
+            f"cli-{os.getpid()}",
+            metrics_conninfo=conninfo_from_connection(settings.reporting_conn_id),
+        )
         sys.stdout.write(f"backup {out['backup']}: restore-check passed ({out['tables']} tables, {out['rows']} rows)\n")
     elif args.command == "restore-check":
         res = backup.restore_check(conninfo, cfg, privacy.secret_key(cfg.backup_key_conn_id), args.file)

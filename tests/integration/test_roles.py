@@ -198,6 +198,10 @@ def test_the_container_init_creates_roles_and_migrates_like_python(pg_server: lo
             " AND relkind IN ('r', 'v')"
         ).fetchall()
         assert owners == [(f"cown_{tag}",)]
+        # The restore-check's scratch database, owned by the loader (the privacy DAGs' role, NOCREATEDB).
+        assert conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (f"{db}_restore_check",)
+        ).fetchall() == [(f"cload_{tag}",)]
     loader = pg_server.url_as(f"cload_{tag}", "l-pw", db)
     with psycopg.connect(loader, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("CREATE TABLE nope (id int)")
