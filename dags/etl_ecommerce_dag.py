@@ -11,7 +11,8 @@ Every input row is accounted for in `etl_runs`: read = loaded + rejected + dupli
 * Tasks hand each other small manifests (paths, counts); intermediate files live in the staging
   folder of the run.
 * Starts on its cron **or** when the exporter drops the marker file (`landing.marker`) in the landing folder.
-* Params: `reprocess` (archived file globs to ingest again), `dry_run` (preview: nothing is loaded).
+* Params: `reprocess` (archived file globs or archive-date ranges `YYYY-MM-DD..YYYY-MM-DD` to ingest again),
+  `dry_run` (preview: nothing is loaded).
 * `publish_assets` emits one Asset per warehouse table when rows were loaded; `data_quality_checks` runs on them.
 * Loaded files are archived after the commit (`landing.archive`).
 * A broken file, an API answering 4xx or a reject rate above the guard fails the run without retries
@@ -181,8 +182,11 @@ def _schedule() -> Any:
             type="array",
             items={"type": "string"},
             title="Reprocess archived files",
-            description="Globs of archived file names to ingest again, e.g. orders_2026-10-0*.csv (their rows "
-            "keep their original version: stale against anything newer).",
+            description="Archived files to ingest again: globs of file names (e.g. orders_2026-10-0*.csv) and/or "
+            "archive-date ranges YYYY-MM-DD..YYYY-MM-DD, inclusive (e.g. 2026-10-01..2026-10-07 = the files "
+            "archived under archive/<source>/2026-10-01/ to .../2026-10-07/, i.e. loaded on those UTC days). "
+            "Their rows keep their original version: stale against anything newer. A malformed range fails the "
+            "run at once.",
         ),
         "dry_run": Param(
             False,

@@ -6,7 +6,8 @@ against the ``monitoring.thresholds`` of config.yaml:
 - ``check_system_metrics``: CPU, memory, disk of the worker; free space of the staging and reports directories.
 - ``check_dag_status``: recent runs of the project's DAGs and Airflow's component health, through the
   REST API v2 (connection ``airflow_api``); skipped with a warning when that connection is not defined.
-- ``check_data_freshness``: hours since the newest load of each table (``etl_runs``).
+- ``check_data_freshness``: hours since the newest load of each table (``etl_runs``), the age of the oldest
+  landing file not loaded yet per source, and the backups.
 - ``check_database_health``: connect latency, connections, sizes, cache hit ratio, long queries,
   idle-in-transaction sessions, lock waits and dead tuples of the warehouse PostgreSQL.
 
@@ -92,12 +93,16 @@ def monitoring_dag() -> None:
     @fail_fast_on_non_retryable()
     def check_data_freshness() -> dict[str, int]:
         from include.database import conninfo_from_connection
-        from include.monitoring import collect_backup_status, collect_freshness
+        from include.monitoring import collect_backup_status, collect_freshness, collect_landing_backlog
 
         settings = load_config()
         cfg = monitoring_config(settings)
         conninfo = conninfo_from_connection(settings.reporting_conn_id)
-        metrics = collect_freshness(cfg, settings, conninfo) + collect_backup_status(cfg, settings, conninfo)
+        metrics = (
+            collect_freshness(cfg, settings, conninfo)
+            + collect_landing_backlog(cfg, settings, conninfo)
+            + collect_backup_status(cfg, settings, conninfo)
+        )
         return _store_and_judge("check_data_freshness", metrics)
 
     @task

@@ -14,10 +14,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -25,11 +26,62 @@ import psycopg
 
 from include.config_loader import Settings
 from include.entities import SOURCE_NAMES
+from include.errors import NonRetryable
 from include.extract import MissingInputError, redact_url
 
 log = logging.getLogger(__name__)
 
 NOT_READY_SUFFIXES = (".part", ".tmp")
+_DATE_RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
+
+
+class InvalidParamError(NonRetryable):
+    """A trigger-form Param holds a value the run cannot use (the message names the Param and the value)."""
+
+
+DateRange = tuple[date, date]
+
+
+def parse_reprocess(values: Iterable[str]) -> tuple[list[str], list[DateRange]]:
+    """Split the `reprocess` Param into globs and inclusive archive-date ranges (``YYYY-MM-DD..YYYY-MM-DD``).
+
+    An entry containing ``..`` is a date range (a glob has no use for ``..`` in the archive); one day is ``D..D``.
+
+    Raises:
+        InvalidParamError: a range that is not two valid ISO dates, or whose start is after its end.
+    """
+    globs: list[str] = []
+    ranges: list[DateRange] = []
+    for raw in values:
+        value = raw.strip()
+        if not value:
+            continue
+        if ".." not in value:
+            globs.append(value)
+            continue
+        m = _DATE_RANGE.fullmatch(value)
+        expected = "expected YYYY-MM-DD..YYYY-MM-DD (inclusive), e.g. 2026-10-01..2026-10-07"
+        if m is None:
+            raise InvalidParamError(f"reprocess: invalid date range {value!r}: {expected}")
+        try:
+            start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+        except ValueError as err:
+            raise InvalidParamError(f"reprocess: invalid date range {value!r}: {err}") from None
+        if start > end:
+            raise InvalidParamError(f"reprocess: invalid date range {value!r}: the start is after the end")
+        ranges.append((start, end))
+    return globs, ranges
+
+
+def archive_day(path: Path, source_dir: Path) -> date | None:
+    """The archive date of a file under archive/<source>/<YYYY-MM-DD>/ (None outside that layout)."""
+    parts = path.relative_to(source_dir).parts
+    if len(parts) < 2:
+        return None
+    try:
+        return date.fromisoformat(parts[0])
+    except ValueError:
+        return None
 
 
 class FileRef(TypedDict):
@@ -123,15 +175,29 @@ def _ever_loaded(conn: psycopg.Connection[Any], source: str) -> bool:
 
 
 def archived_matches(settings: Settings, source: str, patterns: Iterable[str]) -> list[Path]:
-    """Archived files of `source` whose name or archive-relative path matches one of `patterns` (globs)."""
-    pats = [p for p in patterns if p]
+    """Archived files of `source` selected by the `reprocess` Param (see `parse_reprocess`).
+
+    A glob selects by name or archive-relative path (``orders_2026-10-0*.csv``, ``orders/2026-10-02/*``); a date
+    range ``YYYY-MM-DD..YYYY-MM-DD`` (inclusive) selects by **archive date**, the ``<YYYY-MM-DD>`` folder of
+    ``archive/<source>/<YYYY-MM-DD>/<name>`` (the UTC day the file was loaded and archived). A date in the file
+    name is matched with a glob instead (``orders_2026-10-0[1-7].csv``).
+
+    Raises:
+        InvalidParamError: a malformed date range.
+    """
+    globs, ranges = parse_reprocess(patterns)
     base = settings.archive_dir / source
-    if not pats or not base.exists():
+    if not (globs or ranges) or not base.exists():
         return []
     out = []
     for p in sorted(base.rglob("*")):
+        if not p.is_file():
+            continue
         rel = _rel(p, settings.archive_dir)
-        if p.is_file() and any(fnmatch.fnmatchcase(p.name, g) or fnmatch.fnmatchcase(rel, g) for g in pats):
+        day = archive_day(p, base) if ranges else None
+        if any(fnmatch.fnmatchcase(p.name, g) or fnmatch.fnmatchcase(rel, g) for g in globs) or (
+            day is not None and any(start <= day <= end for start, end in ranges)
+        ):
             out.append(p)
     return out
 
@@ -147,12 +213,15 @@ def claim(
     """List, hash and claim the new files of every source (products first); skip content already loaded.
 
     Files loaded by `run_id` itself stay claimable: a re-executed run (Airflow is at-least-once) loads
-    them again and its ledger attempt says what it did. `reprocess`: globs of archived file names to
-    ingest again; they keep their original version, so their rows are stale against anything newer.
+    them again and its ledger attempt says what it did. `reprocess`: globs of archived file names and/or
+    archive-date ranges (``2026-10-01..2026-10-07``, `archived_matches`) to ingest again; they keep their
+    original version, so their rows are stale against anything newer.
 
     Raises:
         MissingInputError: a required source has no file and none was ever loaded (first run).
+        InvalidParamError: a malformed `reprocess` date range.
     """
+    parse_reprocess(reprocess)  # a malformed date range fails before any file is hashed
     claimed: list[FileRef] = []
     skipped: list[SkippedFile] = []
     leftovers: list[tuple[str, Path]] = []

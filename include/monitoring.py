@@ -355,6 +355,105 @@ def collect_freshness(
     return out
 
 
+def _loaded_registry(
+    conn: psycopg.Connection[Any], schema: str
+) -> tuple[dict[tuple[str, str, int], datetime], dict[str, set[str]]]:
+    """Loaded rows of ``ingested_files``: (source, rel_path, bytes) -> first_seen_at, and sha256s per source."""
+    if not table_exists(conn, "ingested_files", schema):
+        return {}, {}
+    by_name: dict[tuple[str, str, int], datetime] = {}
+    shas: dict[str, set[str]] = {}
+    rows = conn.execute(
+        sql.SQL("SELECT source, rel_path, bytes, sha256, first_seen_at FROM {} WHERE status = 'loaded'").format(
+            ident(schema, "ingested_files")
+        )
+    ).fetchall()
+    for source, rel_path, size, sha, seen in rows:
+        key = (source, rel_path, int(size))
+        by_name[key] = max(seen, by_name.get(key, seen))
+        shas.setdefault(source, set()).add(sha)
+    return by_name, shas
+
+
+def collect_landing_backlog(
+    cfg: MonitoringConfig, settings: Settings, conninfo: str, now: datetime | None = None
+) -> list[Metric]:
+    """Hours the oldest unclaimed file of each source has waited in the landing folder (0: nothing waiting).
+
+    "Unclaimed" uses the claim's own rules (`include.landing.candidates`: the source's pattern, not hidden,
+    not ``.part``/``.tmp``, not the marker, old enough) and is not registered as loaded. A file whose
+    (source, rel_path, size) equals a loaded ``ingested_files`` row and whose mtime is not newer than that
+    row's ``first_seen_at`` is taken as loaded without hashing (the hourly check stays cheap on big files);
+    any other file is hashed and is unclaimed unless its sha256 is loaded for the source (the claim skips it).
+    The age is ``now - mtime`` (when the file was completed). Products fetched from the API have no
+    landing files. A landing folder missing on this worker is a warning (is the volume mounted?).
+
+    Raises:
+        psycopg.OperationalError: the server cannot be reached.
+    """
+    from include.landing import candidates, sha256_of
+
+    now = now or datetime.now(UTC)
+    t = cfg.thresholds
+    base = settings.raw_data_dir
+    if not base.is_dir():
+        return [
+            judge(
+                "landing.oldest_unclaimed_age_hours",
+                None,
+                t,
+                subject=source,
+                message=f"landing folder {base} not found on this worker",
+                status_if_none="warn",
+            )
+            for source in SOURCES
+        ]
+    with connect(conninfo, schema=settings.schema, application_name="ecommerce_monitoring", autocommit=True) as conn:
+        by_name, shas = _loaded_registry(conn, settings.schema)
+    out = []
+    for source in SOURCES:
+        if source == "products" and settings.products_api.url:
+            out.append(
+                judge("landing.oldest_unclaimed_age_hours", 0, t, subject=source, message="products from the API")
+            )
+            continue
+        waiting: list[tuple[float, str]] = []
+        hashed = 0
+        for path in candidates(settings, source):
+            st = path.stat()
+            rel = path.relative_to(base).as_posix()
+            seen = by_name.get((source, rel, st.st_size))
+            if seen is not None and st.st_mtime <= seen.timestamp():
+                continue  # this very file (name, size, not modified since) is registered as loaded
+            hashed += 1
+            if sha256_of(path) in shas.get(source, set()):
+                continue  # same content already loaded (under another name, or rewritten): the claim skips it
+            waiting.append((st.st_mtime, rel))
+        if not waiting:
+            out.append(
+                judge(
+                    "landing.oldest_unclaimed_age_hours",
+                    0,
+                    t,
+                    subject=source,
+                    message=f"no file waiting ({hashed} hashed)",
+                )
+            )
+            continue
+        mtime, rel = min(waiting)
+        age = max(0.0, (now.timestamp() - mtime) / 3600)
+        out.append(
+            judge(
+                "landing.oldest_unclaimed_age_hours",
+                round(age, 3),
+                t,
+                subject=source,
+                message=f"{len(waiting)} file(s) waiting, oldest {rel}",
+            )
+        )
+    return out
+
+
 def collect_backup_status(
     cfg: MonitoringConfig, settings: Settings, conninfo: str, now: datetime | None = None
 ) -> list[Metric]:

@@ -40,6 +40,7 @@ CHARTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     ("Database size (MB)", ("db.database_size_mb",), "MB"),
     ("Hours since the newest load per table", ("freshness.age_hours",), "h"),
+    ("Hours the oldest landing file has waited unclaimed, per source", ("landing.oldest_unclaimed_age_hours",), "h"),
     ("DAG run duration (s)", ("dag.last_duration_seconds",), "s"),
 )
 

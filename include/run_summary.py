@@ -22,6 +22,7 @@ RUNBOOK = "docs/runbook.md"
 RUNBOOK_ANCHORS: dict[str, str] = {
     "FileNotFoundError": "missing-input",
     "MissingInputError": "missing-input",  # the landing claim: a required source has no file and none was loaded
+    "InvalidParamError": "invalid-param",  # a trigger-form Param (reprocess date range) is malformed
     "InputFileError": "input-file-error",
     "ApiError": "api-error",
     "RejectRateExceeded": "reject-rate-exceeded",

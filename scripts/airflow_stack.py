@@ -350,6 +350,10 @@ class AirflowStack:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # A task parses its DAG file before it runs; on a shared 2-core machine under load (load average
+                # 13 seen) that took > 30 s (the default) and the task failed with "Dag not found during start up".
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+                "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self._worker_log_ports[0]),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW_ADMIN_USER": self.admin_user,

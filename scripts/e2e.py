@@ -104,6 +104,12 @@ class Scenario:
     quality_timeout: float = 240  # ETL success -> asset-triggered quality run succeeded (measured 2-6 s)
     # checks the warehouse after the ETL run: (stack, etl run_id, raw data dir) -> counts; raises E2EError
     check_warehouse: Callable[[AirflowStack, str, Path], dict[str, Any]] | None = None
+    # The landing-zone scenario (files + marker, no manual trigger): in which parts, and its waits.
+    # LocalExecutor only by default: the scenario adds ~3-6 min per part on a loaded 2-core machine, and what it
+    # proves (watcher in the triggerer, registry, ledger) does not depend on the executor.
+    landing_parts: tuple[str, ...] = ("local",)
+    landing_marker: str = "_READY"  # = config.yaml landing.marker
+    marker_timeout: float = 120  # marker dropped -> consumed by the triggerer's watcher (it polls every 10 s)
 
     @property
     def all_dags(self) -> tuple[str, ...]:
@@ -353,6 +359,240 @@ def run_pipeline(stack: AirflowStack, sc: Scenario, report: Report, label: str, 
             )
     report.timings[f"{label}: pipeline total"] = time.monotonic() - t0
     return {"run_id": run_id, "quality_run_id": q_run["dag_run_id"], "hosts": hosts}
+
+
+# ---------------------------------------------------------------------------------------------- landing zone
+def _etl_runs_by_id(stack: AirflowStack, dag_id: str) -> dict[str, dict[str, Any]]:
+    data = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()
+    return {r["dag_run_id"]: r for r in data["dag_runs"]}
+
+
+def _landing_orders(stack: AirflowStack, label: str) -> list[bytes]:
+    """Two small orders files of NEW orders (new references) for customers and products already loaded.
+
+    Built from loaded rows so that every row is valid (no reject-rate guard trips on a 3-row file).
+    """
+    import psycopg
+
+    with psycopg.connect(stack.warehouse_url) as conn:
+        rows = conn.execute(
+            "SELECT c.email, o.product_id, o.quantity, o.unit_price::text,"
+            " to_char(o.order_date AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), o.status, o.payment_method"
+            " FROM orders o JOIN customers c USING (customer_id) ORDER BY o.order_id LIMIT 6"
+        ).fetchall()
+    if len(rows) < 6:
+        raise E2EError(f"the warehouse has {len(rows)} orders after the manual run: cannot build landing files")
+    header = "order_reference,customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n"
+    files = []
+    for day in (0, 1):
+        lines = [
+            ",".join([f"E2E-{label.upper()}-LAND-{day * 3 + i + 1:03d}", *(str(v or "") for v in row)])
+            for i, row in enumerate(rows[day * 3 : day * 3 + 3])
+        ]
+        files.append((header + "\n".join(lines) + "\n").encode())
+    return files
+
+
+def _drop(path: Path, content: bytes) -> None:
+    """Write like an exporter: to a .part name (never claimed), then rename into place."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(content)
+    part.rename(path)
+
+
+def _wait_marker_consumed(marker: Path, timeout: float, label: str) -> float:
+    t0 = time.monotonic()
+    while marker.exists():
+        if time.monotonic() - t0 > timeout:
+            raise E2EError(
+                f"[{label}] the marker {marker} is still there after {timeout:.0f}s: the asset watcher did not "
+                "consume it (is the ETL DAG unpaused and parsed? see the triggerer log)"
+            )
+        time.sleep(1)
+    return time.monotonic() - t0
+
+
+def _wait_new_asset_run(
+    stack: AirflowStack, dag_id: str, before: set[str], timeout: float, label: str
+) -> dict[str, Any]:
+    """The one new run of `dag_id` (not in `before`), which must be asset-triggered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = _etl_runs_by_id(stack, dag_id)
+        new = [r for rid, r in runs.items() if rid not in before]
+        if new:
+            if len(new) > 1 or new[0]["run_type"] != "asset_triggered":
+                raise E2EError(
+                    f"[{label}] expected ONE asset-triggered run of {dag_id} after the marker, got "
+                    f"{[(r['dag_run_id'], r['run_type'], r['state']) for r in new]}"
+                )
+            return new[0]
+        if time.monotonic() > deadline:
+            raise E2EError(
+                f"[{label}] no new run of {dag_id} within {timeout:.0f}s of the marker being consumed; runs: "
+                f"{sorted((r['dag_run_id'], r['run_type'], r['state']) for r in runs.values())}"
+            )
+        time.sleep(2)
+
+
+def _marker_events(stack: AirflowStack, dag_id: str, run_id: str) -> list[str]:
+    events = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents").json()["asset_events"]
+    return [str(e.get("uri") or e.get("name")) for e in events]
+
+
+def _ledger(stack: AirflowStack, run_id: str) -> dict[str, dict[str, Any]]:
+    import psycopg
+
+    with psycopg.connect(stack.warehouse_url) as conn:
+        return {
+            row[0]: {"status": row[1], "claimed": row[2], "loaded": row[3], "skipped": row[4], "rows_loaded": row[5]}
+            for row in conn.execute(
+                "SELECT source, status, files_claimed, files_loaded, files_skipped, rows_loaded FROM etl_runs"
+                " WHERE etl_run_id = %s AND attempt = 1",
+                (run_id,),
+            )
+        }
+
+
+def _registry(stack: AirflowStack, run_id: str) -> set[tuple[str, str, str]]:
+    import psycopg
+
+    with psycopg.connect(stack.warehouse_url) as conn:
+        return {
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                "SELECT source, rel_path, status FROM ingested_files WHERE etl_run_id = %s", (run_id,)
+            )
+        }
+
+
+def landing_scenario(stack: AirflowStack, sc: Scenario, report: Report, label: str, raw_dir: Path) -> dict[str, Any]:
+    """Files + marker start a run with no trigger and load exactly those files; the same files again are skipped.
+
+    The ETL DAG is unpaused (its watcher is registered) and its cron is off in the e2e config, so the only
+    runs are the ones the marker starts. The two files and the marker are removed at the end, so the next
+    part's manual run sees the generated input only.
+    """
+    import psycopg
+
+    marker = raw_dir / sc.landing_marker
+    names = [f"orders_2026-10-0{d}_e2e_{label}.csv" for d in (1, 2)]
+    paths = [raw_dir / n for n in names]
+    contents = _landing_orders(stack, label)
+    out: dict[str, Any] = {}
+    try:
+        # ---- first drop: two new files, then the marker
+        before = set(_etl_runs_by_id(stack, sc.etl_dag))
+        t0 = time.monotonic()
+        for path, content in zip(paths, contents, strict=True):
+            _drop(path, content)
+        marker.write_text("")
+        say(f"[{label}] dropped {names} and {marker.name} into {raw_dir}")
+        waited = _wait_marker_consumed(marker, sc.marker_timeout, label)
+        run1 = _wait_new_asset_run(stack, sc.etl_dag, before, sc.run_timeout, label)
+        rid1 = run1["dag_run_id"]
+        say(f"[{label}] marker consumed after {waited:.0f}s; run {rid1} run_type={run1['run_type']}")
+        wait_for_run(stack, sc.etl_dag, rid1, sc.run_timeout)
+        report.timings[f"{label}: landing drop 1 (files + marker -> run success)"] = time.monotonic() - t0
+        events = _marker_events(stack, sc.etl_dag, rid1)
+        problems = []
+        if not any(sc.landing_marker in e for e in events):
+            problems.append(f"run {rid1} consumed no event of the marker asset: {events}")
+        registry = _registry(stack, rid1)
+        want = {("orders", n, "loaded") for n in names}
+        if registry != want:
+            problems.append(f"ingested_files of run {rid1}: {sorted(registry)}, expected exactly {sorted(want)}")
+        ledger = _ledger(stack, rid1)
+        orders = ledger.get("orders", {})
+        if (orders.get("status"), orders.get("claimed"), orders.get("loaded"), orders.get("rows_loaded")) != (
+            "success",
+            2,
+            2,
+            6,
+        ):
+            problems.append(
+                f"etl_runs of run {rid1} for orders: {orders}, expected success, 2 claimed, 2 loaded, 6 rows"
+            )
+        others = {s: v for s, v in ledger.items() if s != "orders" and (v["claimed"] or v["loaded"])}
+        if others:
+            problems.append(f"run {rid1} claimed files of other sources: {others}")
+        with psycopg.connect(stack.warehouse_url) as conn:
+            refs = conn.execute(
+                "SELECT count(*) FROM orders WHERE order_reference LIKE %s AND etl_run_id = %s",
+                (f"E2E-{label.upper()}-LAND-%", rid1),
+            ).fetchone()[0]  # type: ignore[index]
+        if refs != 6:
+            problems.append(f"orders holds {refs} of the 6 new orders from run {rid1}")
+        gone = [p.name for p in paths if not p.exists()]
+        if gone:
+            problems.append(f"data files {gone} disappeared: the watcher must delete the marker only")
+        if problems:
+            raise E2EError(f"[{label}] landing drop 1:\n  " + "\n  ".join(problems))
+        report.note(
+            f"[{label}] landing drop 1: {names} + {sc.landing_marker} -> marker consumed in {waited:.0f}s, "
+            f"run {rid1} ({run1['run_type']}, events {events}) loaded exactly those files: ingested_files "
+            f"{sorted(r[1] for r in registry)}, etl_runs orders {orders}"
+        )
+        # Its load emitted the table assets: let the asset-triggered quality run finish before the next drop.
+        wait_until_idle(stack, sc.all_dags, sc.run_timeout, quiet_polls=2)
+
+        # ---- second drop: the same two files (same content) again, and a second marker
+        before = set(_etl_runs_by_id(stack, sc.etl_dag))
+        t1 = time.monotonic()
+        for path, content in zip(paths, contents, strict=True):
+            path.unlink()
+            _drop(path, content)
+        marker.write_text("")
+        say(f"[{label}] dropped {names} again (same content) and a second {marker.name}")
+        waited = _wait_marker_consumed(marker, sc.marker_timeout, label)
+        run2 = _wait_new_asset_run(stack, sc.etl_dag, before, sc.run_timeout, label)
+        rid2 = run2["dag_run_id"]
+        say(f"[{label}] second marker consumed after {waited:.0f}s; run {rid2} run_type={run2['run_type']}")
+        wait_for_run(stack, sc.etl_dag, rid2, sc.run_timeout)
+        report.timings[f"{label}: landing drop 2 (same files + marker -> run success)"] = time.monotonic() - t1
+        problems = []
+        registry = _registry(stack, rid2)
+        if registry:
+            problems.append(f"run {rid2} registered files {sorted(registry)}: the re-drop must load nothing")
+        ledger = _ledger(stack, rid2)
+        orders = ledger.get("orders", {})
+        if (orders.get("status"), orders.get("claimed"), orders.get("loaded"), orders.get("rows_loaded")) != (
+            "nothing_new",
+            0,
+            0,
+            0,
+        ) or (orders.get("skipped") or 0) < 2:
+            problems.append(
+                f"etl_runs of run {rid2} for orders: {orders}, expected nothing_new, 0 claimed, 0 loaded, >= 2 skipped"
+            )
+        loaded_any = {s: v for s, v in ledger.items() if v["status"] != "nothing_new" or v["loaded"]}
+        if loaded_any:
+            problems.append(f"run {rid2} loaded something: {loaded_any}")
+        summary = stack.task_log(sc.etl_dag, rid2, sc.log_task)
+        for name in names:
+            if f"skipped {name}: already loaded as {name} in run {rid1}" not in summary:
+                problems.append(f"the run summary of {rid2} does not report {name} skipped as loaded by {rid1}")
+        if "nothing new" not in summary:
+            problems.append(f"the run summary of {rid2} does not say 'nothing new'")
+        publish = [ti["state"] for ti in task_instances(stack, sc.etl_dag, rid2) if ti["task_id"] == "publish_assets"]
+        if publish != ["skipped"]:
+            problems.append(f"publish_assets of {rid2} is {publish}, expected skipped (no asset event, no quality run)")
+        if problems:
+            raise E2EError(f"[{label}] landing drop 2:\n  " + "\n  ".join(problems))
+        report.note(
+            f"[{label}] landing drop 2: same files + second {sc.landing_marker} -> run {rid2} ({run2['run_type']}) "
+            f"loaded nothing: etl_runs orders {orders}; summary reports both files skipped "
+            f"(already loaded in {rid1}); publish_assets skipped"
+        )
+        out = {"landing_run_ids": [rid1, rid2]}
+    finally:
+        for path in [*paths, marker]:
+            path.unlink(missing_ok=True)
+    runs = wait_until_idle(stack, sc.all_dags, sc.run_timeout, quiet_polls=2)
+    bad = [(r["dag_id"], r["dag_run_id"], r["run_type"], r["state"]) for r in runs if r["state"] != "success"]
+    if bad:
+        report.note(f"[{label}] WARNING runs not successful after the landing scenario: {bad}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- least privilege
@@ -645,6 +885,8 @@ def run_stack_part(
         report.note(f"[{label}] {executor} stack healthy at {stack.base_url}: {stack.pids()}")
         check_component_envs(stack, report, label)
         result = run_pipeline(stack, sc, report, label, raw_dir)
+        if label in sc.landing_parts:
+            result.update(landing_scenario(stack, sc, report, label, raw_dir))
         check_roles(stack, sc, report, label)
         if executor == "CeleryExecutor":
             check_worker_never_used_metadata(stack, report, label)

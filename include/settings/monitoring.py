@@ -46,6 +46,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("db.lock_waits", "database", "", "above", warn=1, critical=10),
         MetricSpec("db.dead_tuple_ratio", "database", "", "above", warn=0.2),
         MetricSpec("freshness.age_hours", "freshness", "h", "above", warn=26, critical=50),
+        # Oldest landing file not loaded yet, per source (include/monitoring.py collect_landing_backlog).
+        MetricSpec("landing.oldest_unclaimed_age_hours", "landing", "h", "above", warn=26, critical=50),
         # Backups (include/backup.py): a stale backup and a failed restore-check alert like any metric.
         MetricSpec("backup.age_hours", "backup", "h", "above", warn=26, critical=50),
         MetricSpec("backup.restore_check", "backup", "", "below", critical=1),

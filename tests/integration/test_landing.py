@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from include import landing, pipeline
 from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.errors import is_non_retryable
 from include.extract import InputFileError
 from include.load import LOAD_LOCK_KEY, LoadError
 from tests.integration.test_load import ORDER_HEADER, TABLES, digest, query, write_inputs
@@ -228,3 +230,57 @@ def test_a_dry_run_changes_nothing(settings: Settings, fresh_db: str) -> None:
     assert preview["sources"]["orders"]["top_reasons"] == {"unknown_product": 1}
     assert digest(fresh_db) == before
     assert query(fresh_db, "SELECT count(*) FROM ingested_files") == [(0,)]
+
+
+# ------------------------------------------------------------------------------ reprocess by archive date
+def _archive_two_days(s: Settings, fresh_db: str) -> None:
+    """orders_2026-10-01.csv archived on 2026-10-03, orders_2026-10-02.csv on 2026-10-09 (after run-a loaded both)."""
+    raw = s.raw_data_dir
+    (raw / "orders.csv").unlink()
+    write_orders(raw / "orders_2026-10-01.csv", [order(f"ORD-{i}") for i in range(1, 6)])
+    write_orders(raw / "orders_2026-10-02.csv", [order(f"ORD-{i}") for i in range(6, 11)])
+    pipeline.run_all(s, "run-a", fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        landing.archive_file(s, "orders", raw / "orders_2026-10-01.csv", conn, day="2026-10-03")
+        landing.archive_file(s, "orders", raw / "orders_2026-10-02.csv", conn, day="2026-10-09")
+
+
+def test_reprocess_a_date_range_reingests_the_files_archived_in_it(settings: Settings, fresh_db: str) -> None:
+    _archive_two_days(settings, fresh_db)
+    out = pipeline.run_all(settings, "run-replay", fresh_db, reprocess=["2026-10-01..2026-10-07"])
+    o = out["sources"]["orders"]
+    assert (o["files"], o["inserted"], o["updated"], o["stale"]) == (1, 0, 0, 0)  # same rows: unchanged
+    assert ledger(fresh_db, "run-replay")["orders"][:3] == ("success", 1, 1)
+    # the file archived on 2026-10-03 (in the range) was read again; the one archived on 2026-10-09 was not
+    assert query(
+        fresh_db, "SELECT source_file FROM etl_runs WHERE etl_run_id = 'run-replay' AND source = 'orders'"
+    ) == [("orders_2026-10-01.csv",)]
+
+
+@pytest.mark.parametrize(
+    ("value", "selected"),
+    [
+        ("2026-10-03..2026-10-03", ["orders_2026-10-01.csv"]),  # one day, at the start/end of the range
+        ("2026-10-01..2026-10-02", []),  # ends one day before the archive date
+        ("2026-10-04..2026-10-08", []),  # strictly between the two archive dates
+        ("2026-10-04..2026-10-09", ["orders_2026-10-02.csv"]),  # end inclusive
+        ("2026-10-03..2026-10-09", ["orders_2026-10-01.csv", "orders_2026-10-02.csv"]),
+        ("2026-10-10..2026-12-31", []),  # starts one day after
+    ],
+)
+def test_archive_date_range_at_its_bounds(settings: Settings, fresh_db: str, value: str, selected: list[str]) -> None:
+    _archive_two_days(settings, fresh_db)
+    assert [p.name for p in landing.archived_matches(settings, "orders", [value])] == selected
+    # the file names carry 2026-10-01/02: a range matches the archive folder, never the name
+    assert landing.archived_matches(settings, "orders", ["2026-10-01..2026-10-02"]) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-10-07..2026-10-01", "2026-02-30..2026-03-01", "2026-10-01..", "..2026-10-01", "2026-10-1..2026-10-07"],
+)
+def test_an_invalid_date_range_fails_at_once_naming_the_value(settings: Settings, fresh_db: str, value: str) -> None:
+    with pytest.raises(landing.InvalidParamError, match=rf"reprocess: invalid date range '{re.escape(value)}'"):
+        pipeline.run_all(settings, "run-bad", fresh_db, reprocess=["orders_*.csv", value])
+    assert query(fresh_db, "SELECT count(*) FROM ingested_files") == [(0,)]
+    assert is_non_retryable(landing.InvalidParamError("x"))
