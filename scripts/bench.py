@@ -35,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".local" / "bench"
+# Server, staging and Airflow home of this bench (BENCH_WORK: a second bench can run beside the first).
+WORK = Path(os.environ.get("BENCH_WORK") or BENCH)
 log = logging.getLogger("bench")
 
 FLOOR_SQL = """
@@ -163,7 +165,7 @@ def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]
     from include.config_loader import load_config
 
     os.environ["ECOM_RAW_DATA_DIR"] = raw
-    settings = dataclasses.replace(load_config(), staging_dir=BENCH / "staging", max_reject_rate=0.5)
+    settings = dataclasses.replace(load_config(), staging_dir=WORK / "staging", max_reject_rate=0.5)
     settings = _allow_no_rows(settings)
     orders_csv = Path(raw) / "orders.csv"
     if kind in PIPELINE_PATHS:
@@ -251,7 +253,7 @@ def _child_dag(raw: Path) -> dict[str, Any]:
     from include import local_postgres
     from scripts import run_local
 
-    base = BENCH / "dag"
+    base = WORK / "dag"
     run_local.LOCAL, run_local.AIRFLOW_HOME, run_local.PG_DIR = base, base / "airflow", base / "pgdata"
     os.environ["AIRFLOW_HOME"] = str(run_local.AIRFLOW_HOME)
     os.environ["ECOM_RAW_DATA_DIR"] = str(raw)
@@ -388,6 +390,7 @@ def main() -> int:
     from include import local_postgres
 
     BENCH.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     data = BENCH / f"data-{args.orders}"
     if not (data / "full" / "user_sessions.json").exists():
         log.info("generating %d orders and %d sessions ...", args.orders, args.orders)
@@ -402,7 +405,7 @@ def main() -> int:
     inputs |= {"sessions": dirs["sessions"], "sessions_200k": dirs["sessions_200k"]}
     paths = [p for p in args.paths.split(",") if p] + (["explain"] if args.explain else [])
 
-    server = local_postgres.start(BENCH / "pg")
+    server = local_postgres.start(WORK / "pg")
     results: dict[str, dict[str, Any]] = {}
     started = os.getloadavg()
     try:
@@ -432,7 +435,7 @@ def main() -> int:
             results[kind]["load_avg_1m"] = round(os.getloadavg()[0], 2)
             log.info("%s: %s", kind, results[kind])
     finally:
-        local_postgres.stop(BENCH / "pg")
+        local_postgres.stop(WORK / "pg")
     report(args.orders, results, started)
     if "explain" in results:
         sys.stdout.write(f"EXPLAIN (ANALYZE, BUFFERS) of every load statement: {data / 'explain.txt'}\n")
@@ -457,7 +460,7 @@ def _child_parents(parents: Path, url: str, orders_csv: Path) -> None:
     from include.config_loader import load_config
 
     os.environ["ECOM_RAW_DATA_DIR"] = str(parents)
-    settings = dataclasses.replace(load_config(), staging_dir=BENCH / "staging", max_reject_rate=1.0)
+    settings = dataclasses.replace(load_config(), staging_dir=WORK / "staging", max_reject_rate=1.0)
     settings = _allow_no_rows(settings)
     pipeline.run_all(settings, "bench-parents", url)
     with psycopg.connect(url, autocommit=True) as conn:
