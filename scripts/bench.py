@@ -117,6 +117,41 @@ class _StepLog(logging.Handler):
         return seconds
 
 
+def server_cpu_seconds(data_dir: Path) -> float:
+    """CPU seconds the PostgreSQL server in `data_dir` used so far: postmaster, live children, reaped backends.
+
+    On a shared machine wall seconds stretch with the load average; CPU seconds barely do, so the bench
+    reports both (a path's CPU = its client process and children + the server's delta over the path).
+    """
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: int) -> list[str]:
+        text = Path(f"/proc/{p}/stat").read_text()
+        return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3 of stat
+
+    try:
+        f = fields(pid)
+        total = sum(int(x) for x in f[11:15])  # utime, stime, cutime (reaped backends), cstime
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    for child in children:
+        try:
+            total += sum(int(x) for x in fields(int(child))[11:13])
+        except OSError:
+            continue  # exited meanwhile: its time is in cutime now
+    return total / tick
+
+
+def _own_cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _explain_loads(out: Path) -> None:
     """Make every loader write statement also run as EXPLAIN (ANALYZE, BUFFERS) in a rolled-back savepoint.
 
@@ -265,10 +300,12 @@ def _child_dag(raw: Path) -> dict[str, Any]:
     try:
         local_postgres.drop_database(server, run_local.WAREHOUSE_DB)  # a first load, like the other paths
         _, env, _ = run_local.prepare()
+        cpu0, server0 = _own_cpu_seconds(), server_cpu_seconds(run_local.PG_DIR)
         log_file = base / "dags-test.log"
         started, t = time.time(), time.monotonic()
         rc = run_local._airflow(env, "dags", "test", DAG_ID, log_file=log_file, check=False)
         seconds = time.monotonic() - t
+        cpu = _own_cpu_seconds() - cpu0 + server_cpu_seconds(run_local.PG_DIR) - server0
         if rc != 0:
             raise SystemExit(f"airflow dags test {DAG_ID} failed (exit {rc}); log: {log_file}")
         # The loader's step lines: in the `dags test` output, else in the task logs this run wrote.
@@ -293,6 +330,7 @@ def _child_dag(raw: Path) -> dict[str, Any]:
         "loaded": counts["orders"][1],
         "seconds": seconds,
         "airflow_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "cpu_s": cpu,
         "tasks": tasks,
         "steps": steps,
     }
@@ -383,6 +421,7 @@ def main() -> int:
         logging.basicConfig(level=logging.WARNING)
         figures = _child(args.child, args.raw, args.url, args.sample)
         figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        figures["client_cpu_s"] = _own_cpu_seconds()
         sys.stdout.write(json.dumps(figures) + "\n")
         return 0
 
@@ -429,9 +468,12 @@ def main() -> int:
                 (parents / "user_sessions.json").write_text("[]")
                 _measure("parents", parents, url, 0)
             log.info("measuring %s (load average %.2f) ...", kind, os.getloadavg()[0])
+            server0 = server_cpu_seconds(WORK / "pg")
             results[kind] = _measure(
                 kind, inputs.get(kind, dirs["orders_only"]), url, args.to_sql_sample or args.orders
             )
+            if kind != "dag":  # the dag path runs its own server and counts it itself
+                results[kind]["cpu_s"] = results[kind]["client_cpu_s"] + server_cpu_seconds(WORK / "pg") - server0
             results[kind]["load_avg_1m"] = round(os.getloadavg()[0], 2)
             log.info("%s: %s", kind, results[kind])
     finally:
@@ -484,7 +526,7 @@ def report(n: int, r: dict[str, dict[str, Any]], load_before: tuple[float, float
     out = sys.stdout.write
     out(f"\n== make bench: {n:,} orders, PostgreSQL, {os.cpu_count()} cores ==\n")
     out(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}\n")
-    out(f"{'path':<46}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>10}{'load':>7}\n")
+    out(f"{'path':<46}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>10}{'load':>7}{'CPU s':>8}\n")
     labels = {
         "pipeline": "pipeline extract+transform+load (orders)",
         "floor": "floor: COPY to UNLOGGED + upsert, PK+2 idx",
@@ -504,7 +546,7 @@ def report(n: int, r: dict[str, dict[str, Any]], load_before: tuple[float, float
         f = r[k]
         out(
             f"{label:<46}{int(f['rows']):>11,}{float(f['seconds']):>10.1f}{rate(k):>11,.0f}"
-            f"{float(f['peak_mb']):>10.0f}{float(f.get('load_avg_1m', 0)):>7.2f}\n"
+            f"{float(f['peak_mb']):>10.0f}{float(f.get('load_avg_1m', 0)):>7.2f}{float(f.get('cpu_s', 0)):>8.1f}\n"
         )
     for k in ("pipeline", "full_200k", "full"):
         if k in r:
@@ -519,7 +561,10 @@ def report(n: int, r: dict[str, dict[str, Any]], load_before: tuple[float, float
         out(f"floor COPY alone {float(r['floor'].get('copy_s', 0)):.1f}s\n")
         for k in ("pipeline", "full_200k", "dag", "floor_wh"):
             if k in r:
-                out(f"{k} / floor: {r['floor']['seconds'] / r[k]['seconds']:.2f} (floor seconds / ETL seconds)\n")
+                out(f"{k} / floor: {r['floor']['seconds'] / r[k]['seconds']:.2f} (floor seconds / ETL seconds)")
+                if r[k].get("cpu_s") and r["floor"].get("cpu_s"):
+                    out(f"; CPU: {r['floor']['cpu_s'] / r[k]['cpu_s']:.2f} (floor CPU s / ETL CPU s, client + server)")
+                out("\n")
     if "dag" in r:
         d = r["dag"]
         out(
