@@ -377,9 +377,9 @@ class DataExtractor:
                 encoding="utf8" if encoding.startswith("utf-8") else encoding,
                 column_names=header,
                 skip_rows=1,
-                # Arrow's streaming reader reads up to 32 blocks ahead in a background thread: blocks of
-                # ~chunk_size/8 rows keep that read-ahead at ~4 chunks' bytes whatever the file's size (it was
-                # 32 × a whole chunk: ~300 MB more at 10M rows than at 1M); parts are assembled to chunk_size rows.
+                # Arrow's streaming reader reads blocks ahead in a background thread (measured: ~32 blocks): blocks
+                # of ~chunk_size/8 rows keep that read-ahead to a few chunks' bytes whatever the file's size (whole-
+                # chunk blocks cost ~250 MB more at 10M rows than at 1M); parts are assembled to chunk_size rows.
                 block_size=int(min(8 << 20, max(1 << 20, self.settings.chunk_size * avg_line // 8))),
             ),
             parse_options=pacsv.ParseOptions(
