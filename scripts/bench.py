@@ -116,7 +116,7 @@ class _StepLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if " step " in str(record.msg) and isinstance(record.args, tuple) and len(record.args) == 3:
-            name, took = str(record.args[1]), float(record.args[2])
+            name, took = str(record.args[1]), float(str(record.args[2]))
             self.seconds[name] = round(self.seconds.get(name, 0.0) + took, 3)
 
     _LINE = re.compile(r"load \S+ step '([^']+)' took ([0-9.]+)s")
@@ -205,7 +205,7 @@ def _allow_no_rows(settings: Any) -> Any:
     return dataclasses.replace(settings, sources=sources)
 
 
-def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, float | int]:
+def _child(kind: str, raw: str, url: str, sample: int) -> dict[str, Any]:
     """Run one measured path in this (child) process; return figures."""
     import psycopg
 
