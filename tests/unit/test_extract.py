@@ -281,3 +281,19 @@ def test_parts_boundaries_keep_lines_and_duplicates(tmp_path: Path) -> None:
     r = DataTransformer(ex.settings, tmp_path / "stage").transform_source("user_sessions", m)
     # The duplicate reaches the clean file: the load's DISTINCT ON keeps the last one.
     assert (r.rows_read, r.rows_valid, r.rows_duplicate, r.rows_loaded) == (5, 5, 0, 5)
+
+
+def test_csv_parts_hold_at_most_chunk_size_rows_in_file_order(tmp_path: Path) -> None:
+    # Arrow reads small blocks (bounded read-ahead); the parts are assembled from them up to chunk_size rows.
+    n = 60_000
+    lines = [",".join(HEADER)] + [
+        f"ORD-{i},c{i % 97}@example.com,{1 + i % 5},{1 + i % 3},{i % 50}.25,2026-10-01T10:00:00,shipped,paypal"
+        for i in range(n)
+    ]
+    write(tmp_path, "orders.csv", ("\n".join(lines) + "\n").encode())
+    m = extractor(tmp_path, chunk_size=25_000).extract_csv("orders").to_dict()
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in m["parts"]]
+    assert sum(sizes) == n and len(sizes) >= 3 and max(sizes) <= 25_000
+    rows = staged(m)
+    assert [r["order_reference"] for r in rows] == [f"ORD-{i}" for i in range(n)]
+    assert [r["_line"] for r in rows] == list(range(2, n + 2))
