@@ -431,9 +431,10 @@ def main() -> int:
     finally:
         local_postgres.stop(BENCH / "pg-incremental")
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    (data / "results.json").write_text(json.dumps(results, indent=1))
+    out = data / ("results-archive.json" if args.archive else "results.json")
+    out.write_text(json.dumps(results, indent=1))
     sys.stdout.write("\n" + "\n".join(report(results, args.days, args.orders_per_day, sessions)) + "\n")
-    sys.stdout.write(f"figures: {data / 'results.json'}\n")
+    sys.stdout.write(f"figures: {out}\n")
     return 0
 
 

@@ -35,8 +35,9 @@ def test_daily_files_split_the_generated_history_exactly(tmp_path: Path) -> None
     assert all(a.isdisjoint(b) for i, a in enumerate(refs_by_day) for b in refs_by_day[i + 1 :])
 
 
+@pytest.mark.parametrize("archive", [False, True], ids=["files-stay", "archive"])
 def test_new_day_claims_only_its_files_and_loads_what_it_loads_alone(
-    pg_server: local_postgres.LocalServer, tmp_path: Path
+    pg_server: local_postgres.LocalServer, tmp_path: Path, archive: bool
 ) -> None:
     r = bi.run_scenario(
         pg_server,
@@ -45,6 +46,7 @@ def test_new_day_claims_only_its_files_and_loads_what_it_loads_alone(
         orders_per_day=ORDERS,
         sessions_per_day=SESSIONS,
         seed=3,
+        archive=archive,
         db_prefix=f"inc_{uuid.uuid4().hex[:8]}",
     )
     expected = r["expected"]
@@ -56,16 +58,20 @@ def test_new_day_claims_only_its_files_and_loads_what_it_loads_alone(
     assert reload["sources"]["orders"]["rows_read"] == DAYS * ORDERS
     assert reload["sources"]["user_sessions"]["rows_read"] == DAYS * SESSIONS
 
-    # new day: exactly its two files; the history (and products, customers) skipped by the registry
+    # new day: exactly its two files; the history (and products, customers) skipped by the registry, or
+    # already moved to the archive (landing.archive: true)
     assert new["claimed"] == {"orders": 1, "user_sessions": 1}
-    assert new["skipped"] == 2 * DAYS + 2
+    assert new["skipped"] == (0 if archive else 2 * DAYS + 2)
     assert new["sources"]["orders"]["rows_read"] == ORDERS
     assert new["sources"]["user_sessions"]["rows_read"] == SESSIONS
     assert new["tables"]["ingested_files"] == 2 * DAYS + 4
+    if archive:  # after the commit, every loaded file of the history warehouse moved to archive/<source>/<date>/
+        assert len(list((tmp_path / "landing-history" / "archive" / "orders").rglob("orders_*.csv"))) == DAYS + 1
+        assert not list((tmp_path / "landing-history").glob("orders_*.csv"))
 
     # the same day alone into an empty warehouse (parents loaded first) loads the same rows, all inserted
     assert alone["claimed"] == {"orders": 1, "user_sessions": 1}
-    assert alone["skipped"] == 2
+    assert alone["skipped"] == (0 if archive else 2)
     for source in ("orders", "user_sessions"):
         n, a = new["sources"][source], alone["sources"][source]
         assert n["inserted"] == a["inserted"] == a["rows_loaded"] > 0
