@@ -96,10 +96,11 @@ def note_touched_customers(cur: psycopg.Cursor[Any], entity: Entity) -> None:
         return
     _create_touched(cur)
     key = sql.Identifier(entity.key)
+    # Semi-joins: one row per customer (tens of thousands), not one per staged row (millions) written to a temp table.
     cur.execute(
         sql.SQL(
-            "INSERT INTO {touched} SELECT t.customer_id FROM {table} t JOIN {stg} s ON t.{key} = s.{key}"
-            " UNION ALL SELECT c.customer_id FROM {stg} s JOIN customers c ON c.email = s.customer_email"
+            "INSERT INTO {touched} SELECT t.customer_id FROM {table} t WHERE t.{key} IN (SELECT s.{key} FROM {stg} s)"
+            " UNION SELECT c.customer_id FROM customers c WHERE c.email IN (SELECT s.customer_email FROM {stg} s)"
         ).format(touched=_TOUCHED, table=sql.Identifier(entity.table), stg=_staging_name(entity.source), key=key)
     )
 
@@ -329,6 +330,9 @@ class DataLoader:
                 )  # a clear "run the migrations" instead of "relation … does not exist"
                 step = timed("lock")
                 cur.execute("SET LOCAL work_mem = '256MB'")
+                # Staged rows are read 3-4 times (derive, note, upsert): keep them in the session's memory instead
+                # of temp files (allowed only before the session's first temp table, which comes below).
+                cur.execute("SET LOCAL temp_buffers = '256MB'")
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
                 step = timed("register files")
                 per_file = self._register(cur, run_id, files, skipped)
@@ -360,6 +364,9 @@ class DataLoader:
                             raise psycopg.DataError(
                                 f"{entity.source}: {staged} rows staged from {f['rel_path']}, transform reported {expected}"
                             )
+                    # Real row counts for the planner (a temp table is never auto-analyzed): hash aggregates
+                    # over the staged e-mails instead of sorts sized for the default 200-row guess.
+                    cur.execute(sql.SQL("ANALYZE {}").format(stg))
                     if entity.joins_customer:
                         step = timed(f"derive customers from {entity.source}")
                         self._derive_customers(cur, entity, run_id, counts)

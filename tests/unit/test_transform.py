@@ -206,6 +206,28 @@ def test_ip_policies() -> None:
     assert values(ip_networks(ips, IpPolicy("drop", 24, 48))) == [None, None, None, None]
 
 
+def test_ipv6_networks_repeated_values_and_policies() -> None:
+    # Each distinct address is converted once per chunk; a repeat, an invalid one between repeats and the same
+    # addresses under another policy in the next call must each get their own network (no stale memo).
+    ips = pd.Series(
+        ["2001:db8:1:2::1", "nope", "2001:db8:1:2::1", "2001:db8:ff::5", "2001:db8:1:2::1"], index=[7, 3, 9, 1, 4]
+    )
+
+    def values(s: pd.Series) -> list[str | None]:
+        return [None if pd.isna(v) else v for v in s]
+
+    assert values(ip_networks(ips, IpPolicy("truncate", 24, 48))) == [
+        "2001:db8:1::/48",
+        None,
+        "2001:db8:1::/48",
+        "2001:db8:ff::/48",
+        "2001:db8:1::/48",
+    ]
+    assert values(ip_networks(ips, IpPolicy("truncate", 24, 64)))[0] == "2001:db8:1:2::/64"
+    assert values(ip_networks(ips, IpPolicy("keep", 24, 48)))[3] == "2001:db8:ff::5/128"
+    assert list(ip_networks(ips, IpPolicy("truncate", 24, 48)).index) == [7, 3, 9, 1, 4]
+
+
 def test_products_rules_and_price_tiers() -> None:
     rows = [
         {
