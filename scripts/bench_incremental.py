@@ -296,9 +296,17 @@ def run_scenario(
     seed: int = 7,
     archive: bool = False,
     db_prefix: str = "bench_inc",
+    snapshot: bool = False,
+    reuse: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Generate (once), then measure reload, new_day and alone against `server`; return every figure."""
+    """Generate (once), then measure reload, new_day and alone against `server`; return every figure.
+
+    ``snapshot``: after the reload, copy its warehouse to ``<prefix>_history_base`` (CREATE DATABASE … TEMPLATE).
+    ``reuse``: the figures of the run that made that copy; its reload is not run again, the new day loads into a
+    fresh copy of the snapshot and the reload figures are that run's (``results["reload_from"]`` says when).
+    """
     import psycopg
+    from psycopg import sql
 
     from include import local_postgres
     from include.migrations import migrate
@@ -308,15 +316,34 @@ def run_scenario(
     dirs = landing_dirs(data, days)
     staging = data / "staging"
     urls = {}
+    base = f"{db_prefix}_history_base"
     for name in ("history", "alone"):
         db = f"{db_prefix}_{name}"
         local_postgres.drop_database(server, db)
+        if name == "history" and reuse is not None:
+            with psycopg.connect(server.url(), autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(db), sql.Identifier(base)))
+            urls[name] = server.url(db)
+            continue
         urls[name] = local_postgres.create_database(server, db)
         with psycopg.connect(urls[name], autocommit=True) as conn:
             migrate(conn)  # the loader runs no DDL
     results: dict[str, Any] = {"expected": expected, "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
-    log.info("reload: %d days claimed in one run (load average %.2f) ...", days, os.getloadavg()[0])
-    results["reload"] = measure("reload", dirs["history"], urls["history"], staging, archive)
+    if reuse is not None:
+        results["reload"] = reuse["reload"]
+        results["reload_from"] = reuse.get("reload_from") or reuse.get("finished_at")
+        # The history's files are in the copied registry: the landing folder only has to hold them (skipped).
+    else:
+        log.info("reload: %d days claimed in one run (load average %.2f) ...", days, os.getloadavg()[0])
+        results["reload"] = measure("reload", dirs["history"], urls["history"], staging, archive)
+        if snapshot:  # untimed: lets later runs measure the new day again without a 20-minute reload
+            local_postgres.drop_database(server, base)
+            with psycopg.connect(server.url(), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(base), sql.Identifier(f"{db_prefix}_history")
+                    )
+                )
     drop_new_day(data, days, dirs["history"])
     log.info("new_day: one new day next to the history (load average %.2f) ...", os.getloadavg()[0])
     results["new_day"] = measure("new_day", dirs["history"], urls["history"], staging, archive)
@@ -345,6 +372,11 @@ def report(results: Mapping[str, Any], days: int, orders_per_day: int, sessions_
         f"== bench_incremental: {days} days x {orders_per_day:,} orders + {sessions_per_day:,} sessions, "
         f"then 1 new day; {os.cpu_count()} cores ==",
         "load average before: {:.2f} {:.2f} {:.2f}".format(*results["load_avg_before"]),
+        *(
+            [f"reload figures reused from the run finished {results['reload_from']} (--reuse-history)"]
+            if results.get("reload_from")
+            else []
+        ),
         f"{'path':<44}{'orders':>11}{'sessions':>11}{'files':>7}{'skipped':>8}{'seconds':>9}{'peak MB':>9}{'load':>7}",
     ]
     for k, label in LABELS.items():
@@ -397,6 +429,16 @@ def main() -> int:
     parser.add_argument(
         "--archive", action="store_true", help="landing.archive on: loaded files move away instead of being skipped"
     )
+    parser.add_argument(
+        "--snapshot-history",
+        action="store_true",
+        help="after the reload, keep a copy of its warehouse (bench_inc_history_base) for --reuse-history",
+    )
+    parser.add_argument(
+        "--reuse-history",
+        action="store_true",
+        help="skip the reload: measure the new day on a fresh copy of the kept history (figures of its run reused)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--landing", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -417,6 +459,13 @@ def main() -> int:
     from include import local_postgres
 
     data = BENCH / f"incremental-{args.days}x{args.orders_per_day}x{sessions}-s{args.seed}"
+    out = data / ("results-archive.json" if args.archive else "results.json")
+    reuse = None
+    if args.reuse_history:
+        kept = data / "history-base.json"
+        if not kept.exists():
+            parser.error(f"--reuse-history: no kept history ({kept}); run once with --snapshot-history")
+        reuse = json.loads(kept.read_text())
     server = local_postgres.start(BENCH / "pg-incremental")
     try:
         results = run_scenario(
@@ -427,11 +476,15 @@ def main() -> int:
             sessions_per_day=sessions,
             seed=args.seed,
             archive=args.archive,
+            snapshot=args.snapshot_history,
+            reuse=reuse,
         )
     finally:
         local_postgres.stop(BENCH / "pg-incremental")
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    out = data / ("results-archive.json" if args.archive else "results.json")
+    if args.snapshot_history:
+        kept = {"reload": results["reload"], "reload_from": results["finished_at"], "archive": args.archive}
+        (data / "history-base.json").write_text(json.dumps(kept, indent=1))
     out.write_text(json.dumps(results, indent=1))
     sys.stdout.write("\n" + "\n".join(report(results, args.days, args.orders_per_day, sessions)) + "\n")
     sys.stdout.write(f"figures: {out}\n")
