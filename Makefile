@@ -53,6 +53,7 @@ validate-dags: venv ## parse every DAG, fail on any import error
 
 bench: venv ## load benchmark: pipeline vs to_sql vs COPY+upsert floor (N=1000000 by default)
 	$(BIN)/python -m scripts.bench --orders $${N:-1000000}
+	@$(MAKE) --no-print-directory bench-incremental
 
 airflow: venv ## Airflow UI + scheduler on http://localhost:8080, DAGs unpaused (PAUSED=1 keeps them paused); Ctrl-C stops
 	@$(BIN)/python -m scripts.run_local --serve $(if $(filter-out 0 false,$(PAUSED)),--paused)
