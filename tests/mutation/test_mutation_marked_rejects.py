@@ -83,3 +83,20 @@ def test_nothing_marked() -> None:
     rest, rejects = _split_marked(plain, "products", CTX)
     assert rest is plain
     assert rejects.empty and list(rejects.columns) == REJECT_COLUMNS
+
+
+def test_clean_file_timestamps_are_written_in_utc_with_a_z() -> None:
+    from include.transform import _to_arrow
+
+    df = pd.DataFrame(
+        {
+            "order_date": pd.to_datetime(["2026-01-02T10:12:13+01:00", None], utc=True),
+            "status": ["shipped", None],
+            LINE_COLUMN: [2, 3],
+        }
+    )
+    table = _to_arrow(df, ["order_date", "status"])
+    assert table.column_names == ["order_date", "status", LINE_COLUMN]
+    assert table.column("order_date").to_pylist() == ["2026-01-02 09:12:13.000000Z", None]
+    assert table.column("status").to_pylist() == ["shipped", None]
+    assert table.column(LINE_COLUMN).to_pylist() == [2, 3]

@@ -142,3 +142,23 @@ def test_value_errors_show_the_value_except_mappings_and_recipients() -> None:
     recipients = {"loc": ("to",), "type": "value_error", "ctx": None, "input": ["a@b.c"], "msg": "Value error, bad"}
     assert _one_error(recipients, "alerting.email", frozenset()) == "'alerting.email.to' bad"
     assert _line("url_parsing", None, "x", msg="Input should be a valid URL") == "'etl.k' Input should be a valid URL"
+
+
+def test_format_error_counts_the_errors_after_the_first() -> None:
+    from pydantic import ValidationError
+
+    from include.settings.base import StrictModel, format_error
+
+    class Pair(StrictModel):
+        a: int
+        b: int = 0
+        c: int = 0
+
+    def first_line(data: dict[str, object]) -> str:
+        with pytest.raises(ValidationError) as err:
+            Pair.model_validate(data)
+        return format_error(err.value, "p")
+
+    assert first_line({"a": "x"}) == "'p.a' must be an integer, got 'x'"
+    assert first_line({"a": "x", "b": "y"}) == "'p.a' must be an integer, got 'x' (and 1 more error(s))"
+    assert first_line({"a": "x", "b": "y", "c": "z"}) == "'p.a' must be an integer, got 'x' (and 2 more error(s))"

@@ -16,6 +16,10 @@ def test_detail_never_repeats_an_email_value() -> None:
     assert _describe("invalid_email", "customer_email", "secret@example.com") == (
         "customer_email must be an e-mail address such as name@example.com (value not shown: personal data)"
     )
+    # whatever the rule, an e-mail field's value is personal data and is not repeated
+    assert _describe("odd_rule", "email", "secret@example.com") == (
+        "email must be an e-mail address such as name@example.com (value not shown: personal data)"
+    )
 
 
 def test_detail_shows_the_value_found() -> None:
