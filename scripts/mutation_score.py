@@ -56,6 +56,20 @@ def read_out_of_scope(path: Path) -> list[tuple[str, str]]:
     return list(read_equivalent(path).items())
 
 
+def module_of(name: str) -> str:
+    """`include.settings.base.x_dotted__mutmut_3` -> `include.settings.base` (the file the mutant is in)."""
+    return name.split(".x", 1)[0]
+
+
+def per_module(counted: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Module -> (killed, counted) over the mutants that count towards the score."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, status in counted.items():
+        killed, total = out.get(module_of(name), (0, 0))
+        out[module_of(name)] = (killed + (status in KILLED), total + 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the score and the surviving mutants; return 1 below the minimum."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, status in alive:
         log.info("not killed (%s): %s   -> .venv/bin/mutmut show %s", status, name, name)
+    for module, (module_killed, module_counted) in sorted(per_module(counted).items()):
+        log.info(
+            "  %-40s %5.1f %% (%d / %d)", module, 100.0 * module_killed / module_counted, module_killed, module_counted
+        )
     score = 100.0 * killed / len(counted) if counted else 0.0
     log.info(
         "mutants: %d generated, %d out of scope, %d equivalent (%s), %d killed; by status: %s",

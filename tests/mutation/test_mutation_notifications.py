@@ -185,3 +185,43 @@ def test_ids_prefer_the_context_then_the_task_instance() -> None:
     assert _ids({"task_instance": ti}) == ("ti_dag", "ti_run", ti)
     assert _ids({}) == ("unknown_dag", "unknown_run", None)
     assert _ids({"dag": None, "run_id": 5}) == ("unknown_dag", "5", None)
+
+
+def test_run_url_base_comes_from_airflow_api_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example:9090/")
+    assert run_url("d", "r") == "http://airflow.example:9090/dags/d/runs/r"
+    assert run_url("d", "r", "") == "http://airflow.example:9090/dags/d/runs/r"
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL")
+    assert run_url("d", "r") == "http://localhost:8080/dags/d/runs/r"
+
+
+def test_run_url_trims_only_trailing_slashes() -> None:
+    assert run_url("d", "r", "http://boX//") == "http://boX/dags/d/runs/r"
+
+
+def test_html_link_escapes_quotes_in_the_url() -> None:
+    alert = Alert("failure", "d", "r", "why", url='http://h/x"onmouseover="y')
+    assert '<a href="http://h/x&quot;onmouseover=&quot;y">' in alert.html()
+
+
+def test_summary_shortens_long_run_ids_source_names_and_table_names() -> None:
+    long_run = "r" * 250
+    summary = {
+        "run_id": long_run,
+        "sources": {"s" * 70: {"rows_read": 2, "rows_loaded": 1, "rows_rejected": 1, "rows_duplicate": 0}},
+        "rejects_table": "t" * 70,
+    }
+    alert = summary_alert(summary, "http://h")
+    assert alert.run_id == "r" * 199 + "…"
+    assert alert.details == (
+        "s" * 59 + "…: read 2, loaded 1, rejected 1, duplicate 0",
+        "Rejected rows are in table " + "t" * 59 + "…",
+    )
+    exact = summary_alert(
+        {"run_id": "r" * 200, "sources": {"s" * 60: {"rows_read": 1, "rows_rejected": 1}}, "rejects_table": "t" * 60}
+    )
+    assert exact.run_id == "r" * 200
+    assert exact.details == (
+        "s" * 60 + ": read 1, loaded 0, rejected 1, duplicate 0",
+        "Rejected rows are in table " + "t" * 60,
+    )

@@ -101,3 +101,25 @@ def test_container_violations_and_nulls() -> None:
         type_violation({"items": [], "meta": {}, "a": None}, {"items": "array", "meta": "object", "a": "scalar"})
         is None
     )
+
+
+def test_date_detail_shows_at_most_60_characters_of_the_value() -> None:
+    from include.parsing import date_detail
+
+    assert date_detail("d", "1" * 61, ("iso8601",), False) == (
+        f"d='{'1' * 60}' is not a valid date in the accepted formats (iso8601; years 1900-2199)"
+    )
+    assert date_detail("d", "1" * 60, ("iso8601", "dd/mm/yyyy"), True) == (
+        f"d='{'1' * 60}' is ambiguous between the accepted formats (iso8601, dd/mm/yyyy); not guessed"
+    )
+
+
+def test_empty_blocks_add_nothing() -> None:
+    assert _copy([b"", b"a\n", b"", b"b\n"]) == (b"a\nb\n", [])
+
+
+def test_lines_of_spaces_or_letters_are_records() -> None:
+    # only the line end is cut off before counting: a line of spaces is a record (Arrow reads it as one)
+    copied, bad = _copy([b"h\n  \nX\n\xe9\n"])
+    assert copied == b"h\n  \nX\n\xef\xbf\xbd\n"
+    assert bad == [BadLine(4, BytePosition(4, 7, 0xE9))]
