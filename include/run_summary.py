@@ -41,6 +41,7 @@ RUNBOOK_ANCHORS: dict[str, str] = {
     "ConnectionNotDefined": "connection-not-defined",
     "DatabaseAccessDenied": "database-access-denied",
     "BackupError": "backup-error",
+    "ClientTooOld": "client-too-old",
     "NonRetryable": "non-retryable",
 }
 
