@@ -192,6 +192,9 @@ def test_parse_integer_eighteen_digits_fit_nineteen_are_out_of_range_not_an_over
     assert got.ok.tolist() == [True, True, False, True]
     assert got.units.tolist() == [top, -top, 0, 42]
     assert got.reason.tolist() == [None, None, "out_of_range", None]
+    # 19 digits beyond int64 are out of range, not a cast overflow
+    huge = parse_integer(pd.Series(["9999999999999999999"]), 0, 10)
+    assert huge.reason.tolist() == ["out_of_range"]
 
 
 def test_parse_integer_of_a_column_that_is_entirely_missing() -> None:
