@@ -247,7 +247,7 @@ def test_parse_dates_years_1900_to_2199_inclusive_and_missing_values() -> None:
 
 
 def test_parse_dates_rejects_an_empty_or_unknown_format_list() -> None:
-    with pytest.raises(ValueError, match="at least one date format is needed"):
+    with pytest.raises(ValueError, match=r"^at least one date format is needed$"):
         parse_dates(pd.Series(["2024-01-01"]), [])
     with pytest.raises(
         ValueError, match=r"unknown date format 'yyyy/mm/dd'; one of \['iso8601', 'dd/mm/yyyy', 'mm/dd/yyyy'\]"
