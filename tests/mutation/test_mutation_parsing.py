@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 
+import pandas as pd
 import pytest
 
 from include.parsing import (
@@ -11,6 +12,9 @@ from include.parsing import (
     BytePosition,
     EncodingProblem,
     json_type_name,
+    parse_dates,
+    parse_decimal,
+    parse_integer,
     type_violation,
     utf8_lines_replacing_invalid,
 )
@@ -123,3 +127,129 @@ def test_lines_of_spaces_or_letters_are_records() -> None:
     copied, bad = _copy([b"h\n  \nX\n\xe9\n"])
     assert copied == b"h\n  \nX\n\xef\xbf\xbd\n"
     assert bad == [BadLine(4, BytePosition(4, 7, 0xE9))]
+
+
+# ---- parse_decimal / parse_integer: index, scale 0, empty and all-null input ---------------------------
+# The transform aligns these results with the frame it parses by index, and a frame read in chunks does
+# not start at 0: the results must keep the caller's index (not a fresh 0..n-1 one).
+
+
+def test_parse_decimal_keeps_the_callers_index_on_every_result() -> None:
+    s = pd.Series(["1.5", "x", "-2"], index=[10, 20, 30])
+    got = parse_decimal(s, scale=2, precision=10)
+    assert list(got.ok.index) == [10, 20, 30]
+    assert list(got.units.index) == [10, 20, 30]
+    assert got.ok.tolist() == [True, False, True]
+    assert got.units.tolist() == [150, 0, -200]
+    assert got.reason.tolist() == [None, "invalid", None]
+
+
+def test_parse_decimal_with_scale_zero_reads_whole_units_and_their_sign() -> None:
+    got = parse_decimal(pd.Series(["7", "-3", "+0", "1.0", "1.5"]), scale=0, precision=3)
+    assert got.units.tolist() == [7, -3, 0, 1, 0]
+    assert got.reason.tolist() == [None, None, None, None, "too_many_decimals"]
+
+
+def test_parse_decimal_empty_text_and_a_bare_sign_are_invalid_not_too_many_decimals() -> None:
+    # an empty value has no digit at all: 'invalid', whatever the scale
+    for scale in (0, 2, 6):
+        got = parse_decimal(pd.Series(["", "+", "-", "."]), scale=scale, precision=12)
+        assert got.ok.tolist() == [False] * 4
+        assert got.reason.tolist() == ["invalid"] * 4
+
+
+def test_parse_decimal_of_a_column_that_is_entirely_missing() -> None:
+    # a column of nulls (pandas infers no string type for it) is invalid everywhere, not an error
+    got = parse_decimal(pd.Series([None, None], index=[4, 5], dtype=object), scale=2, precision=10)
+    assert got.ok.tolist() == [False, False]
+    assert got.reason.tolist() == ["invalid", "invalid"]
+    assert list(got.reason.index) == [4, 5]
+
+
+def test_parse_integer_range_is_inclusive_at_both_ends_and_keeps_the_index() -> None:
+    s = pd.Series(["0", "1", "10", "11", "+10", "007", "-1"], index=range(100, 107))
+    got = parse_integer(s, minimum=1, maximum=10)
+    assert list(got.ok.index) == list(range(100, 107))
+    assert got.ok.tolist() == [False, True, True, False, True, True, False]
+    assert got.units.tolist() == [0, 1, 10, 0, 10, 7, 0]  # 0 where not ok, as documented
+    assert got.reason.tolist() == ["out_of_range", None, None, "out_of_range", None, None, "out_of_range"]
+    assert list(got.reason.index) == list(range(100, 107))
+    assert list(got.units.index) == list(range(100, 107))
+
+
+def test_parse_integer_invalid_text_is_invalid_and_a_negative_value_keeps_its_sign() -> None:
+    got = parse_integer(pd.Series(["2.0", "1e1", "", " 7", "+-3", "-5", None], dtype=object), -10, 10)
+    assert got.ok.tolist() == [False, False, False, False, False, True, False]
+    assert got.units.tolist() == [0, 0, 0, 0, 0, -5, 0]
+    assert got.reason.tolist() == ["invalid"] * 5 + [None, "invalid"]
+
+
+def test_parse_integer_eighteen_digits_fit_nineteen_are_out_of_range_not_an_overflow() -> None:
+    # up to 18 significant digits are read exactly (int64-safe); more are out of range, and leading
+    # zeros do not count as digits
+    top = 10**18 - 1
+    got = parse_integer(pd.Series([str(top), "-" + str(top), str(10**18), "000000000000000000000042"]), -top, top)
+    assert got.ok.tolist() == [True, True, False, True]
+    assert got.units.tolist() == [top, -top, 0, 42]
+    assert got.reason.tolist() == [None, None, "out_of_range", None]
+    # 19 digits beyond int64 are out of range, not a cast overflow
+    huge = parse_integer(pd.Series(["9999999999999999999"]), 0, 10)
+    assert huge.reason.tolist() == ["out_of_range"]
+
+
+def test_parse_integer_of_a_column_that_is_entirely_missing() -> None:
+    got = parse_integer(pd.Series([None, None], index=[7, 8], dtype=object), 0, 5)
+    assert got.ok.tolist() == [False, False]
+    assert got.reason.tolist() == ["invalid", "invalid"]
+
+
+def _utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_parse_dates_reads_only_the_configured_formats_and_keeps_the_index() -> None:
+    s = pd.Series(["2024-03-05", "05/03/2024", "2024-03-05T10:20:30+02:00"], index=[3, 1, 2])
+    iso_only = parse_dates(s, ["iso8601"])
+    assert list(iso_only.values.index) == [3, 1, 2]
+    assert iso_only.values.tolist()[0] == _utc("2024-03-05")
+    assert pd.isna(iso_only.values.tolist()[1])  # a slash date is not read when only ISO is configured
+    assert iso_only.values.tolist()[2] == _utc("2024-03-05T08:20:30")
+    day_first = parse_dates(s, ["dd/mm/yyyy"])
+    assert pd.isna(day_first.values.tolist()[0])  # ISO is not read when it is not configured
+    assert day_first.values.tolist()[1] == _utc("2024-03-05")
+    month_first = parse_dates(s, ["mm/dd/yyyy"])
+    assert month_first.values.tolist()[1] == _utc("2024-05-03")
+    assert iso_only.ambiguous.tolist() == [False, False, False]
+
+
+def test_parse_dates_two_slash_formats_agreeing_read_the_date_disagreeing_are_ambiguous() -> None:
+    s = pd.Series(["05/05/2024 10:20", "13/05/2024", "05/13/2024", "05/03/2024", "x"], index=[9, 8, 7, 6, 5])
+    got = parse_dates(s, ["iso8601", "dd/mm/yyyy", "mm/dd/yyyy"])
+    values = got.values.tolist()
+    assert values[0] == _utc("2024-05-05T10:20")
+    assert values[1] == _utc("2024-05-13")  # only day-first reads it
+    assert values[2] == _utc("2024-05-13")  # only month-first reads it
+    assert pd.isna(values[3]) and pd.isna(values[4])
+    assert got.ambiguous.tolist() == [False, False, False, True, False]
+    assert list(got.ambiguous.index) == [9, 8, 7, 6, 5]
+
+
+def test_parse_dates_years_1900_to_2199_inclusive_and_missing_values() -> None:
+    s = pd.Series(["1900-01-01", "1899-12-31T23:59:59", "2199-12-31T23:59:59", "2200-01-01", None, ""])
+    got = parse_dates(s, ["iso8601"])
+    values = got.values.tolist()
+    assert values[0] == _utc("1900-01-01")
+    assert pd.isna(values[1])
+    assert values[2] == _utc("2199-12-31T23:59:59")
+    assert all(pd.isna(v) for v in values[3:])
+    assert str(got.values.dtype) == "datetime64[us, UTC]"
+    assert got.ambiguous.tolist() == [False] * 6
+
+
+def test_parse_dates_rejects_an_empty_or_unknown_format_list() -> None:
+    with pytest.raises(ValueError, match=r"^at least one date format is needed$"):
+        parse_dates(pd.Series(["2024-01-01"]), [])
+    with pytest.raises(
+        ValueError, match=r"unknown date format 'yyyy/mm/dd'; one of \['iso8601', 'dd/mm/yyyy', 'mm/dd/yyyy'\]"
+    ):
+        parse_dates(pd.Series(["2024-01-01"]), ["iso8601", "yyyy/mm/dd"])
