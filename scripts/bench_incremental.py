@@ -336,7 +336,7 @@ def resize_history(conninfo: str, orders_to: int) -> dict[str, Any]:
 
     Sessions, customers, products and the registry stay as loaded: the resized warehouse differs from the real one in
     its number of orders only, so two resized warehouses compare on that alone. A cut keeps the first `orders_to`
-    orders by id (the earliest days' files, loaded first) and leaves the registry listing every history file as
+    orders by id (the identity the loader assigned; a deterministic choice, not a claim about which days) and leaves the registry listing every history file as
     loaded: the new day's run sees the same 62 skipped files either way. Then every customer's aggregates are
     recomputed once and the tables vacuumed and analysed, as autovacuum would after a bulk change, so the new day
     meets statistics that describe the table it upserts into.
@@ -351,7 +351,7 @@ def resize_history(conninfo: str, orders_to: int) -> dict[str, Any]:
             (SYNTHETIC_FILE,),
         ).fetchone()  # type: ignore[misc]
         if orders_to < before:
-            # The ids are the load order (identity), so the cut keeps whole early days and part of one.
+            # By id: deterministic, so a repeated cut keeps the same orders.
             conn.execute(
                 "DELETE FROM orders WHERE order_id IN (SELECT order_id FROM orders ORDER BY order_id OFFSET %s)",
                 (orders_to,),
