@@ -288,6 +288,116 @@ def aggregate_mismatches(conninfo: str) -> int:
         return int(row[0]) if row else -1
 
 
+# ---- a larger (or smaller) history without reloading it ------------------------------------------------------
+# Loading 10M orders through the pipeline takes about an hour on this machine; the new day's figures only need a
+# warehouse that *holds* that many orders. So the kept history is resized in SQL, untimed: copies of the real
+# orders with new natural keys, same customers and products (the foreign keys hold by construction), their lineage
+# marked 'synthetic-history' and their etl_run_id GROW_RUN_ID, so nobody takes them for loaded rows.
+GROW_RUN_ID = "bench-grow-history"
+SYNTHETIC_FILE = "synthetic-history"
+
+# Copy k of the real orders: reference '<ref>~h<k>' (the generator's references never contain '~', so the keys are
+# new and unique), order date k x 91 days earlier, so that the copies read as older years of the same shop rather
+# than as a second order at the same instant (the real history spans the generator's 90-day window).
+_GROW_ORDERS = """
+INSERT INTO orders (order_reference, customer_id, product_id, quantity, unit_price, total_amount, order_date,
+                    status, payment_method, etl_run_id, src_file, src_line, src_file_id)
+SELECT o.order_reference || '~h' || %(k)s, o.customer_id, o.product_id, o.quantity, o.unit_price, o.total_amount,
+       o.order_date - make_interval(days => 91 * %(k)s), o.status, o.payment_method, %(run)s, %(file)s, NULL, NULL
+FROM orders o
+WHERE o.src_file IS DISTINCT FROM %(file)s AND o.order_id <= %(last_id)s
+"""
+
+# Every customer's aggregates from its whole history, once, after the resize (the same definition as the loader's
+# full recompute, include/load.py _REFRESH_AGGREGATES, for all customers instead of the touched ones).
+_RECOMPUTE_ALL = """
+WITH o AS (
+    SELECT customer_id, count(*) AS n, sum(total_amount) AS spent, min(order_date) AS first_at, max(order_date) AS last_at
+    FROM orders GROUP BY customer_id
+), s AS (
+    SELECT customer_id, count(*) AS n, round(avg(converted::int), 4) AS rate FROM user_sessions GROUP BY customer_id
+), agg AS (
+    SELECT c.customer_id, coalesce(o.n, 0) AS order_count, coalesce(o.spent, 0) AS total_spent, o.first_at, o.last_at,
+           coalesce(s.n, 0) AS session_count, s.rate
+    FROM customers c LEFT JOIN o USING (customer_id) LEFT JOIN s USING (customer_id)
+)
+UPDATE customers c
+SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
+    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
+FROM agg
+WHERE c.customer_id = agg.customer_id
+  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
+      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
+"""
+
+
+def resize_history(conninfo: str, orders_to: int) -> dict[str, Any]:
+    """Grow (copies of the real orders) or cut (the highest order ids) the warehouse's orders to `orders_to`; untimed.
+
+    Sessions, customers, products and the registry stay as loaded: the resized warehouse differs from the real one in
+    its number of orders only, so two resized warehouses compare on that alone. A cut keeps the first `orders_to`
+    orders by id (the identity the loader assigned; a deterministic choice, not a claim about which days) and leaves the registry listing every history file as
+    loaded: the new day's run sees the same 62 skipped files either way. Then every customer's aggregates are
+    recomputed once and the tables vacuumed and analysed, as autovacuum would after a bulk change, so the new day
+    meets statistics that describe the table it upserts into.
+    """
+    import psycopg
+
+    t = time.monotonic()
+    with psycopg.connect(conninfo) as conn:
+        before = int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])  # type: ignore[index]
+        real, last_id = conn.execute(
+            "SELECT count(*), coalesce(max(order_id), 0) FROM orders WHERE src_file IS DISTINCT FROM %s",
+            (SYNTHETIC_FILE,),
+        ).fetchone()  # type: ignore[misc]
+        if orders_to < before:
+            # By id: deterministic, so a repeated cut keeps the same orders.
+            conn.execute(
+                "DELETE FROM orders WHERE order_id IN (SELECT order_id FROM orders ORDER BY order_id OFFSET %s)",
+                (orders_to,),
+            )
+        k, have = 0, min(before, orders_to)
+        while have < orders_to:
+            k += 1
+            need = orders_to - have
+            # A whole copy while it fits, then the first `need` real orders by id for the last, partial one.
+            cut = last_id
+            if need < real:
+                row = conn.execute(
+                    "SELECT order_id FROM orders WHERE src_file IS DISTINCT FROM %s ORDER BY order_id OFFSET %s LIMIT 1",
+                    (SYNTHETIC_FILE, need - 1),
+                ).fetchone()
+                cut = int(row[0])  # type: ignore[index]
+            params = {"k": k, "run": GROW_RUN_ID, "file": SYNTHETIC_FILE, "last_id": cut}
+            inserted = conn.execute(_GROW_ORDERS, params).rowcount
+            have += inserted
+            log.info(
+                "history: copy %d of the real orders, %d rows, %d orders now (%.0fs)",
+                k,
+                inserted,
+                have,
+                time.monotonic() - t,
+            )
+        conn.execute(_RECOMPUTE_ALL)
+        conn.commit()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) orders")
+        conn.execute("VACUUM (ANALYZE) customers")
+        after, synthetic = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE src_file = %s) FROM orders", (SYNTHETIC_FILE,)
+        ).fetchone()  # type: ignore[misc]
+        sessions = int(conn.execute("SELECT count(*) FROM user_sessions").fetchone()[0])  # type: ignore[index]
+    return {
+        "orders_before": before,
+        "orders": int(after),
+        "synthetic_orders": int(synthetic),
+        "sessions": sessions,
+        "copies": k,
+        "seconds_untimed": round(time.monotonic() - t, 1),
+        "aggregate_mismatches": aggregate_mismatches(conninfo),
+    }
+
+
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     settings = _settings(Path(args.landing), Path(args.staging), args.archive, args.child == "parents")
     return landing_run(settings, args.run_id, args.url)
@@ -319,12 +429,15 @@ def run_scenario(
     db_prefix: str = "bench_inc",
     snapshot: bool = False,
     reuse: Mapping[str, Any] | None = None,
+    history_orders: int | None = None,
 ) -> dict[str, Any]:
     """Generate (once), then measure reload, new_day and alone against `server`; return every figure.
 
     ``snapshot``: after the reload, copy its warehouse to ``<prefix>_history_base`` (CREATE DATABASE … TEMPLATE).
     ``reuse``: the figures of the run that made that copy; its reload is not run again, the new day loads into a
     fresh copy of the snapshot and the reload figures are that run's (``results["reload_from"]`` says when).
+    ``history_orders`` (with ``reuse``): that copy is resized to this many orders before the new day
+    (``resize_history``, untimed; ``results["history"]`` says how).
     """
     import psycopg
     from psycopg import sql
@@ -337,6 +450,9 @@ def run_scenario(
     dirs = landing_dirs(data, days)
     staging = data / "staging"
     urls = {}
+    history: dict[str, Any] | None = None
+    if history_orders is not None and reuse is None:
+        raise ValueError("history_orders resizes the kept history: it needs reuse (--reuse-history)")
     base = f"{db_prefix}_history_base"
     for name in ("history", "alone"):
         db = f"{db_prefix}_{name}"
@@ -345,11 +461,16 @@ def run_scenario(
             with psycopg.connect(server.url(), autocommit=True) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(db), sql.Identifier(base)))
             urls[name] = server.url(db)
+            if history_orders is not None:
+                log.info("history: resizing the copy to %d orders (untimed) ...", history_orders)
+                history = resize_history(urls[name], history_orders)
             continue
         urls[name] = local_postgres.create_database(server, db)
         with psycopg.connect(urls[name], autocommit=True) as conn:
             migrate(conn)  # the loader runs no DDL
     results: dict[str, Any] = {"expected": expected, "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
+    if history is not None:
+        results["history"] = history
     if reuse is not None:
         results["reload"] = reuse["reload"]
         results["reload_from"] = reuse.get("reload_from") or reuse.get("finished_at")
@@ -398,6 +519,17 @@ def report(results: Mapping[str, Any], days: int, orders_per_day: int, sessions_
         *(
             [f"reload figures reused from the run finished {results['reload_from']} (--reuse-history)"]
             if results.get("reload_from")
+            else []
+        ),
+        *(
+            [
+                "history resized in SQL before the new day (untimed, {seconds_untimed:.0f}s): {orders_before:,} loaded"
+                " orders -> {orders:,} ({synthetic_orders:,} synthetic copies, src_file 'synthetic-history'),"
+                " {sessions:,} sessions; customers whose aggregates differ after the resize: {aggregate_mismatches}".format(
+                    **results["history"]
+                )
+            ]
+            if results.get("history")
             else []
         ),
         f"{'path':<44}{'orders':>11}{'sessions':>11}{'files':>7}{'skipped':>8}{'seconds':>9}{'peak MB':>9}{'load':>7}",
@@ -466,6 +598,13 @@ def main() -> int:
         action="store_true",
         help="skip the reload: measure the new day on a fresh copy of the kept history (figures of its run reused)",
     )
+    parser.add_argument(
+        "--grow-history-to",
+        type=int,
+        metavar="N",
+        help="with --reuse-history: resize the copied history to N orders in SQL before the new day (untimed;"
+        " copies of the loaded orders with new keys, or the first N by id if N is smaller)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--landing", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -487,6 +626,10 @@ def main() -> int:
 
     data = BENCH / f"incremental-{args.days}x{args.orders_per_day}x{sessions}-s{args.seed}"
     out = data / ("results-archive.json" if args.archive else "results.json")
+    if args.grow_history_to is not None:
+        if not args.reuse_history or args.grow_history_to < 1:
+            parser.error("--grow-history-to N needs --reuse-history and N >= 1")
+        out = out.with_name(f"results-history-{args.grow_history_to}.json")
     reuse = None
     if args.reuse_history:
         kept = data / "history-base.json"
@@ -505,6 +648,7 @@ def main() -> int:
             archive=args.archive,
             snapshot=args.snapshot_history,
             reuse=reuse,
+            history_orders=args.grow_history_to,
         )
     finally:
         local_postgres.stop(BENCH / "pg-incremental")

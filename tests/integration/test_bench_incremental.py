@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from include import local_postgres
@@ -112,3 +113,38 @@ def test_reuse_history_measures_the_new_day_on_a_copy_of_the_kept_history(
         line.startswith("reload figures reused from the run finished then")
         for line in bi.report(again, DAYS, ORDERS, SESSIONS)
     )
+
+
+@pytest.mark.parametrize("target", [2_500, 300], ids=["grow", "cut"])
+def test_grow_history_resizes_the_kept_history_and_keeps_the_aggregates_exact(
+    pg_server: local_postgres.LocalServer, tmp_path: Path, target: int
+) -> None:
+    prefix = f"inc_{uuid.uuid4().hex[:8]}"
+    sizes = {"days": DAYS, "orders_per_day": ORDERS, "sessions_per_day": SESSIONS, "seed": 3, "db_prefix": prefix}
+    first = bi.run_scenario(pg_server, tmp_path, snapshot=True, **sizes)
+    loaded = first["reload"]["tables"]["orders"]
+    assert loaded < 2_500  # 3 x 200 generated, minus rejects and duplicates: the grow case really grows
+    again = bi.run_scenario(pg_server, tmp_path, reuse={"reload": first["reload"]}, history_orders=target, **sizes)
+    h = again["history"]
+    assert h["orders_before"] == loaded and h["orders"] == target
+    # grown: every added order is a marked copy (several whole copies, then a partial one); cut: none are
+    assert h["synthetic_orders"] == max(target - loaded, 0)
+    assert h["copies"] == (-(-(target - loaded) // loaded) if target > loaded else 0)
+    assert h["sessions"] == first["reload"]["tables"]["user_sessions"]  # sessions stay as loaded
+    assert h["aggregate_mismatches"] == 0
+    # the new day claims and inserts what it did on the real history, on top of the resized one
+    new = again["new_day"]
+    assert new["claimed"] == {"orders": 1, "user_sessions": 1} and new["skipped"] == 2 * DAYS + 2
+    assert new["sources"]["orders"] == first["new_day"]["sources"]["orders"]
+    assert new["tables"]["orders"] == target + new["sources"]["orders"]["inserted"]
+    assert new["aggregate_mismatches"] == 0
+    url = pg_server.url(f"{prefix}_history")
+    with psycopg.connect(url) as conn:
+        keys, distinct, orphans, lineage = conn.execute(
+            "SELECT count(*), count(DISTINCT order_reference),"
+            " count(*) FILTER (WHERE customer_id NOT IN (SELECT customer_id FROM customers)),"
+            " count(*) FILTER (WHERE src_file = 'synthetic-history' AND etl_run_id <> 'bench-grow-history')"
+            " FROM orders"
+        ).fetchone()
+    assert keys == distinct and orphans == lineage == 0
+    assert any(line.startswith("history resized in SQL") for line in bi.report(again, DAYS, ORDERS, SESSIONS))
