@@ -28,8 +28,22 @@ SUPERUSER = "postgres"
 # A load upserts millions of rows into indexed tables in one transaction: the default 128 MB cache is outgrown
 # by the indexes of a 10M-row table, and the default 1 GB of WAL forces a checkpoint (and full-page images
 # of every touched index page after it) every few hundred thousand rows.
+# shared_buffers: a quarter of the machine's memory (PostgreSQL's own guidance), at most 4 GB: at 10M orders the
+# upsert took 585 s with 512 MB and the whole load 496 s with 4 GB (docs/benchmarks.md, item 9).
+SHARED_BUFFERS_MAX_MB = 4096
+
+
+def shared_buffers_mb() -> int:
+    """A quarter of physical memory in MB, between 128 MB and SHARED_BUFFERS_MAX_MB."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform names these sysconf keys
+        return 512
+    return max(128, min(SHARED_BUFFERS_MAX_MB, total // 4 // 2**20))
+
+
 BULK_LOAD_SETTINGS: dict[str, str] = {
-    "shared_buffers": "512MB",
+    "shared_buffers": f"{shared_buffers_mb()}MB",
     "maintenance_work_mem": "256MB",
     "max_wal_size": "8GB",
     "min_wal_size": "512MB",

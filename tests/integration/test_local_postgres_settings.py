@@ -17,7 +17,9 @@ def test_embedded_server_uses_bulk_load_settings(pg_server: local_postgres.Local
             name: conn.execute("SELECT setting, unit FROM pg_settings WHERE name = %s", (name,)).fetchone()
             for name in ("shared_buffers", "max_wal_size", "maintenance_work_mem", "checkpoint_timeout")
         }
-    assert shown["shared_buffers"] == ("65536", "8kB")  # 512 MB
+    # a quarter of this machine's memory, 128 MB to 4 GB (24 GiB here: 4 GB)
+    assert shown["shared_buffers"] == (str(local_postgres.shared_buffers_mb() * 128), "8kB")
+    assert 128 <= local_postgres.shared_buffers_mb() <= 4096
     assert shown["max_wal_size"] == ("8192", "MB")
     assert shown["maintenance_work_mem"] == ("262144", "kB")
     assert shown["checkpoint_timeout"] == ("1800", "s")
