@@ -207,7 +207,7 @@ def deliver(alert: Alert, cfg: AlertingConfig) -> dict[str, bool]:
             log.info("alert %r sent by %s", alert.subject, channel)
         # The one broad catch: whatever breaks in delivery (SMTP, HTTP, TLS, a missing connection) is
         # logged and never raised, so it cannot mask the failure it reports nor stop the other channel.
-        except Exception:
+        except Exception:  # why: see above — a delivery failure must not mask the failure it reports
             results[channel] = False
             log.exception("could not deliver alert %r by %s", alert.subject, channel)
     return results

@@ -206,7 +206,7 @@ def write_private(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # re-raised: only removes the partial file
         Path(tmp).unlink(missing_ok=True)
         raise
 
