@@ -33,13 +33,24 @@ SUPERUSER = "postgres"
 SHARED_BUFFERS_MAX_MB = 4096
 
 
-def shared_buffers_mb() -> int:
-    """A quarter of physical memory in MB, between 128 MB and SHARED_BUFFERS_MAX_MB."""
+SHARED_BUFFERS_MIN_MB = 128  # PostgreSQL's own default: never less than a server started without settings
+SHARED_BUFFERS_UNKNOWN_MB = 512  # when the platform does not tell its memory size
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory, or None where sysconf does not name it."""
     try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not every platform names these sysconf keys
-        return 512
-    return max(128, min(SHARED_BUFFERS_MAX_MB, total // 4 // 2**20))
+        return None
+
+
+def shared_buffers_mb(memory_bytes: int | None = None) -> int:
+    """A quarter of `memory_bytes` (default: physical memory) in whole MB, clamped to 128 MB..SHARED_BUFFERS_MAX_MB."""
+    total = physical_memory_bytes() if memory_bytes is None else memory_bytes
+    if total is None:
+        return SHARED_BUFFERS_UNKNOWN_MB
+    return max(SHARED_BUFFERS_MIN_MB, min(SHARED_BUFFERS_MAX_MB, total // 4 // 2**20))
 
 
 BULK_LOAD_SETTINGS: dict[str, str] = {

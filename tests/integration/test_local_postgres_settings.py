@@ -23,3 +23,27 @@ def test_embedded_server_uses_bulk_load_settings(pg_server: local_postgres.Local
     assert shown["max_wal_size"] == ("8192", "MB")
     assert shown["maintenance_work_mem"] == ("262144", "kB")
     assert shown["checkpoint_timeout"] == ("1800", "s")
+
+
+MB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "expected"),
+    [
+        (511, 128),  # a quarter (127.75) is under the floor
+        (512, 128),  # exactly at the lower clamp
+        (516, 129),  # one MB over it
+        (16383, 4095),  # one MB under the upper clamp
+        (16384, 4096),  # exactly at it
+        (16388, 4096),  # over it: clamped
+        (24 * 1024, 4096),
+    ],
+)
+def test_shared_buffers_is_a_quarter_of_memory_within_its_clamp(memory_mb: int, expected: int) -> None:
+    assert local_postgres.shared_buffers_mb(memory_mb * MB) == expected
+
+
+def test_shared_buffers_without_a_known_memory_size_is_the_documented_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_postgres, "physical_memory_bytes", lambda: None)
+    assert local_postgres.shared_buffers_mb() == local_postgres.SHARED_BUFFERS_UNKNOWN_MB == 512
