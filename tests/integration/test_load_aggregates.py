@@ -12,10 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import include.load
 from include import pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.load import CONVERSION_EXACT_BELOW
-from tests.integration.test_load import ORDER_HEADER, query, write_inputs
+from tests.integration.test_load import ORDER_HEADER, query, sample_settings, write_inputs
 
 # The aggregates as a full recompute over every customer would set them.
 FULL = """
@@ -35,13 +36,7 @@ STORED = (
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def order(ref: str, email: str, qty: str = "1") -> list[str]:
@@ -180,8 +175,6 @@ def test_random_loads_keep_the_aggregates_equal_to_a_full_recompute(
     """Property: after every run of a random sequence (later files, and older ones whose existing keys are
     stale), the stored aggregates equal a full recompute from the tables — with either form of the snapshot
     (per-key probes for a daily file, a join for a backfill; chosen by table statistics, forced here)."""
-    import include.load
-
     monkeypatch.setattr(include.load, "_is_backfill", lambda cur, entity: snapshot == "join")
     rng = random.Random(seed)
     pipeline.run_all(settings, "run-0", fresh_db)
@@ -213,3 +206,27 @@ def test_loads_after_an_erasure_continue_from_its_recomputed_aggregates(settings
     )  # fmt: skip
     pipeline.run_all(settings, "run-2", fresh_db)
     assert query(fresh_db, STORED) == query(fresh_db, FULL)
+
+
+@pytest.mark.parametrize(
+    ("staged", "stored", "backfill"),
+    [
+        (10, 100, True),  # exactly 1/BACKFILL_SHARE of the table: a backfill
+        (9, 100, False),  # one row fewer: a daily file, probed per key
+        (10, 101, False),  # one stored row more: probed
+        (11, 100, True),
+        (1, 0, True),  # a table never analyzed (reltuples -1) or empty: any staged rows are a backfill
+    ],
+)
+def test_snapshot_switches_to_a_join_at_the_backfill_share(
+    fresh_db: str, staged: int, stored: int, backfill: bool
+) -> None:
+    assert include.load.BACKFILL_SHARE == 10
+    entity = dataclasses.replace(include.load.ENTITIES[0], source="probe", table="probe_target")
+    with psycopg.connect(fresh_db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE stg_probe AS SELECT g AS k FROM generate_series(1, %s) g", (staged,))
+        cur.execute("CREATE TEMP TABLE probe_target AS SELECT g AS k FROM generate_series(1, %s) g", (stored,))
+        cur.execute("ANALYZE stg_probe")
+        if stored:
+            cur.execute("ANALYZE probe_target")
+        assert include.load._is_backfill(cur, entity) is backfill
