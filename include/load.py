@@ -94,10 +94,23 @@ WHERE c.customer_id IN (SELECT r.customer_id FROM stg_aggregate_rows r WHERE r.e
   AND (c.session_count >= %(exact_below)s OR (c.session_count > 0 AND c.conversion_rate IS NULL))
 """
 
+# Writes a CTE `agg` (customer_id, order_count, total_spent, first_at, last_at, session_count, rate) to customers,
+# leaving rows that would not change untouched (no new row version, no updated_at bump).
+_SET_AGGREGATES = """
+UPDATE customers c
+SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
+    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
+FROM agg
+WHERE c.customer_id = agg.customer_id
+  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
+      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
+"""
+
 # The stored aggregates plus the run's delta, for every customer with a noted row except the fallbacks.
 # least/greatest skip NULLs: a customer's first order sets both dates. Same rounding as the full recompute:
 # avg(converted::int) is sum / count in numeric, so round(converted / n, 4) gives the same value.
-_APPLY_DELTA = """
+_APPLY_DELTA = (
+    """
 WITH d AS (
     SELECT customer_id,
            coalesce(sum(phase) FILTER (WHERE entity = 'orders'), 0) AS orders,
@@ -119,18 +132,14 @@ WITH d AS (
                / (c.session_count + d.sessions), 4) END AS rate
     FROM d JOIN customers c USING (customer_id)
 )
-UPDATE customers c
-SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
-    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
-FROM agg
-WHERE c.customer_id = agg.customer_id
-  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
-      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
 """
+    + _SET_AGGREGATES
+)
 
 # The full recompute of the customers in stg_touched_customers from their whole history (the fallbacks above;
 # the same definition as privacy.py's recompute after an erasure and as the aggregates' column comments).
-_REFRESH_AGGREGATES = """
+_REFRESH_AGGREGATES = (
+    """
 WITH t AS (
     SELECT DISTINCT customer_id FROM stg_touched_customers
 ), o AS (
@@ -144,14 +153,9 @@ WITH t AS (
            coalesce(s.n, 0) AS session_count, s.rate
     FROM t LEFT JOIN o USING (customer_id) LEFT JOIN s USING (customer_id)
 )
-UPDATE customers c
-SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
-    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
-FROM agg
-WHERE c.customer_id = agg.customer_id
-  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
-      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
 """
+    + _SET_AGGREGATES
+)
 
 
 def _create_aggregate_tables(cur: psycopg.Cursor[Any]) -> None:

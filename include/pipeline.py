@@ -125,24 +125,7 @@ def _load_manifest(run_id: str, result: Mapping[str, Any]) -> LoadManifest:
         )
         if f.get("bad"):
             continue
-        s = sources.setdefault(
-            f["source"],
-            {
-                "source_file": "",
-                "rows_read": 0,
-                "rows_loaded": 0,
-                "rows_rejected": 0,
-                "rows_duplicate": 0,
-                "top_reasons": {},
-                "files": 0,
-            },
-        )
-        s["source_file"] = ", ".join(x for x in (s["source_file"], str(f["rel_path"])) if x)
-        s["rows_read"] += int(f.get("rows_read", 0))
-        s["rows_rejected"] += int(f.get("rows_rejected", 0))
-        s["files"] = s.get("files", 0) + 1
-        for reason, n in (f.get("top_reasons") or {}).items():
-            s["top_reasons"][reason] = s["top_reasons"].get(reason, 0) + int(n)
+        _add_file(sources, f["source"], str(f["rel_path"]), f)
     for name, s in sources.items():
         counts = result["counts"].get(name, {})
         s["rows_loaded"] = int(counts.get("loaded", 0))
@@ -287,6 +270,29 @@ def load_files(
     return _load_manifest(run_id, result)
 
 
+def _add_file(sources: dict[str, LoadedSource], source: str, rel_path: str, counts: Mapping[str, Any]) -> LoadedSource:
+    """Add one file's rows_read, rows_rejected and top_reasons to its source's totals (created on its first file)."""
+    s = sources.setdefault(
+        source,
+        {
+            "source_file": "",
+            "rows_read": 0,
+            "rows_loaded": 0,
+            "rows_rejected": 0,
+            "rows_duplicate": 0,
+            "top_reasons": {},
+            "files": 0,
+        },
+    )
+    s["source_file"] = ", ".join(x for x in (s["source_file"], rel_path) if x)
+    s["rows_read"] += int(counts.get("rows_read", 0))
+    s["rows_rejected"] += int(counts.get("rows_rejected", 0))
+    s["files"] = s.get("files", 0) + 1
+    for reason, n in (counts.get("top_reasons") or {}).items():
+        s["top_reasons"][reason] = s["top_reasons"].get(reason, 0) + int(n)
+    return s
+
+
 def preview(
     files: Sequence[TransformedFile], skipped: Sequence[Mapping[str, Any]], settings: Settings, run_id: str
 ) -> LoadManifest:
@@ -297,23 +303,8 @@ def preview(
         if t is None:
             log.warning("dry run: %s would be %s", f["rel_path"], f"quarantined: {f['bad']}" if f["bad"] else "skipped")
             continue
-        s = sources.setdefault(
-            f["source"],
-            {
-                "source_file": "",
-                "rows_read": 0,
-                "rows_loaded": 0,
-                "rows_rejected": 0,
-                "rows_duplicate": 0,
-                "top_reasons": {},
-            },
-        )
-        s["source_file"] = ", ".join(x for x in (s["source_file"], f["rel_path"]) if x)
-        s["rows_read"] += t["rows_read"]
+        s = _add_file(sources, f["source"], f["rel_path"], t)
         s["rows_loaded"] += t["rows_valid"]  # before the database decides duplicates: an upper bound
-        s["rows_rejected"] += t["rows_rejected"]
-        for reason, n in t["top_reasons"].items():
-            s["top_reasons"][reason] = s["top_reasons"].get(reason, 0) + n
     try:
         check_file_reject_rates(files, settings.max_reject_rate)
     except NonRetryable as err:  # a preview reports the guard instead of failing on it

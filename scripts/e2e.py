@@ -435,6 +435,35 @@ def _wait_new_asset_run(
         time.sleep(2)
 
 
+def _drop_and_wait(
+    stack: AirflowStack,
+    sc: Scenario,
+    label: str,
+    files: dict[Path, bytes],
+    marker: Path,
+    *,
+    again: bool,
+) -> tuple[dict[str, Any], float, float]:
+    """Drop `files` (replacing them when `again`) and the marker; wait for the watcher and the run it starts.
+
+    Returns the run (API form), the seconds until the marker was consumed, and the seconds until the run succeeded.
+    """
+    before = set(_etl_runs_by_id(stack, sc.etl_dag))
+    t0 = time.monotonic()
+    for path, content in files.items():
+        if again:
+            path.unlink()
+        _drop(path, content)
+    marker.write_text("")
+    what = "again (same content) and another" if again else "and"
+    say(f"[{label}] dropped {[p.name for p in files]} {what} {marker.name} into {marker.parent}")
+    waited = _wait_marker_consumed(marker, sc.marker_timeout, label)
+    run = _wait_new_asset_run(stack, sc.etl_dag, before, sc.run_timeout, label)
+    say(f"[{label}] marker consumed after {waited:.0f}s; run {run['dag_run_id']} run_type={run['run_type']}")
+    wait_for_run(stack, sc.etl_dag, run["dag_run_id"], sc.run_timeout)
+    return run, waited, time.monotonic() - t0
+
+
 def _marker_events(stack: AirflowStack, dag_id: str, run_id: str) -> list[str]:
     events = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents").json()["asset_events"]
     return [str(e.get("uri") or e.get("name")) for e in events]
@@ -478,22 +507,13 @@ def landing_scenario(stack: AirflowStack, sc: Scenario, report: Report, label: s
     marker = raw_dir / sc.landing_marker
     names = [f"orders_2026-10-0{d}_e2e_{label}.csv" for d in (1, 2)]
     paths = [raw_dir / n for n in names]
-    contents = _landing_orders(stack, label)
+    files = dict(zip(paths, _landing_orders(stack, label), strict=True))
     out: dict[str, Any] = {}
     try:
         # ---- first drop: two new files, then the marker
-        before = set(_etl_runs_by_id(stack, sc.etl_dag))
-        t0 = time.monotonic()
-        for path, content in zip(paths, contents, strict=True):
-            _drop(path, content)
-        marker.write_text("")
-        say(f"[{label}] dropped {names} and {marker.name} into {raw_dir}")
-        waited = _wait_marker_consumed(marker, sc.marker_timeout, label)
-        run1 = _wait_new_asset_run(stack, sc.etl_dag, before, sc.run_timeout, label)
+        run1, waited, took = _drop_and_wait(stack, sc, label, files, marker, again=False)
         rid1 = run1["dag_run_id"]
-        say(f"[{label}] marker consumed after {waited:.0f}s; run {rid1} run_type={run1['run_type']}")
-        wait_for_run(stack, sc.etl_dag, rid1, sc.run_timeout)
-        report.timings[f"{label}: landing drop 1 (files + marker -> run success)"] = time.monotonic() - t0
+        report.timings[f"{label}: landing drop 1 (files + marker -> run success)"] = took
         events = _marker_events(stack, sc.etl_dag, rid1)
         problems = []
         if not any(sc.landing_marker in e for e in events):
@@ -537,19 +557,9 @@ def landing_scenario(stack: AirflowStack, sc: Scenario, report: Report, label: s
         wait_until_idle(stack, sc.all_dags, sc.run_timeout, quiet_polls=2)
 
         # ---- second drop: the same two files (same content) again, and a second marker
-        before = set(_etl_runs_by_id(stack, sc.etl_dag))
-        t1 = time.monotonic()
-        for path, content in zip(paths, contents, strict=True):
-            path.unlink()
-            _drop(path, content)
-        marker.write_text("")
-        say(f"[{label}] dropped {names} again (same content) and a second {marker.name}")
-        waited = _wait_marker_consumed(marker, sc.marker_timeout, label)
-        run2 = _wait_new_asset_run(stack, sc.etl_dag, before, sc.run_timeout, label)
+        run2, waited, took = _drop_and_wait(stack, sc, label, files, marker, again=True)
         rid2 = run2["dag_run_id"]
-        say(f"[{label}] second marker consumed after {waited:.0f}s; run {rid2} run_type={run2['run_type']}")
-        wait_for_run(stack, sc.etl_dag, rid2, sc.run_timeout)
-        report.timings[f"{label}: landing drop 2 (same files + marker -> run success)"] = time.monotonic() - t1
+        report.timings[f"{label}: landing drop 2 (same files + marker -> run success)"] = took
         problems = []
         registry = _registry(stack, rid2)
         if registry:

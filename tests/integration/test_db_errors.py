@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -11,22 +10,16 @@ import psycopg
 import pytest
 
 from include import pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.database import DatabaseAccessDenied, classify_db_error, describe_db_error
 from include.errors import NonRetryable
 from include.load import DataLoader, LoadError
-from tests.integration.test_load import query, write_inputs
+from tests.integration.test_load import query, sample_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def _transformed(settings: Settings, url: str, run_id: str) -> dict:

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from include import landing, pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.errors import is_non_retryable
 from include.extract import InputFileError
 from include.load import LOAD_LOCK_KEY, LoadError
-from tests.integration.test_load import ORDER_HEADER, TABLES, digest, query, write_inputs
+from tests.integration.test_load import ORDER_HEADER, TABLES, digest, query, sample_settings
 
 
 def with_landing(settings: Settings, **kw: Any) -> Settings:
@@ -27,13 +27,7 @@ def with_landing(settings: Settings, **kw: Any) -> Settings:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def write_orders(path: Path, rows: list[list[str]]) -> None:

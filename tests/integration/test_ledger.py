@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from include import pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.ledger import record_failure
 from include.transform import RejectRateExceeded
-from tests.integration.test_load import TABLES, digest, query, write_inputs
+from tests.integration.test_load import TABLES, digest, query, sample_settings
 
 LEDGER = (
     "SELECT attempt, source, status, rows_read, rows_inserted, rows_updated, rows_unchanged, started_at"
@@ -21,13 +20,7 @@ LEDGER = (
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def test_reexecuting_a_committed_run_appends_an_attempt_and_keeps_the_first(settings: Settings, fresh_db: str) -> None:

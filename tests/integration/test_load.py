@@ -29,6 +29,17 @@ ORDER_HEADER = [
 ]
 
 
+def sample_settings(tmp_path: Path, max_reject_rate: float = 0.5) -> Settings:
+    """The default config over the tiny inputs of write_inputs in tmp_path/raw, staging in tmp_path/staging."""
+    write_inputs(tmp_path / "raw")
+    return dataclasses.replace(
+        load_config(DEFAULT_CONFIG),
+        raw_data_dir=tmp_path / "raw",
+        staging_dir=tmp_path / "staging",
+        max_reject_rate=max_reject_rate,
+    )
+
+
 def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     products = [
@@ -112,14 +123,7 @@ def write_inputs(raw: Path, orders: list[list[str]] | None = None) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    s = dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
-    return s
+    return sample_settings(tmp_path)
 
 
 DIGESTED = {

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from include.config_loader import ProductsApiConfig
-from include.extract import ApiError, ProductsApiClient
+from include.products_api import ApiError, ProductsApiClient
 
 PRODUCTS = [
     {

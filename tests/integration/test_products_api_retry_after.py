@@ -13,7 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from include.config_loader import ProductsApiConfig
-from include.extract import ProductsApiClient
+from include.products_api import ProductsApiClient
 
 PRODUCTS = [{"id": 1, "title": "Mug", "price": 5.5}]
 

@@ -12,13 +12,13 @@ import pytest
 from psycopg import sql
 
 from include import local_postgres, pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.database import DatabaseAccessDenied, classify_db_error, connect
 from include.errors import NonRetryable
 from include.migrations import COMMENTS_FILE, MIGRATIONS_DIR, discover, migrate
 from include.roles import RoleNames, role_conninfo, setup_warehouse
 from tests.conftest import new_database
-from tests.integration.test_load import write_inputs
+from tests.integration.test_load import sample_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"owner": "own-pw-1", "loader": "load-pw-1", "reporting": "rep-pw-1"}
@@ -51,13 +51,7 @@ def wh(pg_server: local_postgres.LocalServer) -> Warehouse:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def test_the_owner_owns_every_table(wh: Warehouse) -> None:

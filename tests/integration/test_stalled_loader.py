@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -15,22 +14,16 @@ import psycopg
 import pytest
 
 from include import pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.load import LOAD_LOCK_KEY, DataLoader
-from tests.integration.test_load import query, write_inputs
+from tests.integration.test_load import query, sample_settings
 
 IDLE_TIMEOUT = 3  # seconds; the default (database.idle_in_transaction_timeout_seconds) is 120
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 def test_a_stopped_loader_is_cut_off_and_the_next_load_proceeds(

@@ -12,22 +12,16 @@ from typing import Any
 import pytest
 
 from include import landing, pipeline
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.monitoring import collect_landing_backlog
-from tests.integration.test_load import write_inputs
+from tests.integration.test_load import sample_settings
 
 METRIC = "landing.oldest_unclaimed_age_hours"
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    write_inputs(tmp_path / "raw")
-    return dataclasses.replace(
-        load_config(DEFAULT_CONFIG),
-        raw_data_dir=tmp_path / "raw",
-        staging_dir=tmp_path / "staging",
-        max_reject_rate=0.5,
-    )
+    return sample_settings(tmp_path)
 
 
 @pytest.fixture

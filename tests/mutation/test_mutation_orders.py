@@ -6,24 +6,11 @@ only public behaviour of the rule function on an in-memory frame.
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
-
 from include.extract import LINE_COLUMN
 from include.transform import TransformContext, transform_orders
+from tests.mutation.frames import column, frame
 
 CTX = TransformContext("o.csv", known_product_ids=frozenset({1, 7}), date_formats=("iso8601", "dd/mm/yyyy"))
-
-
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame(rows).astype(object).where(lambda d: d.notna(), None)
-    df[LINE_COLUMN] = range(2, 2 + len(df))
-    return df
-
-
-def _col(df: pd.DataFrame, name: str) -> list[Any]:
-    return [None if pd.isna(v) else v for v in df[name].tolist()]
 
 
 def _order(**kw: str) -> dict[str, str]:
@@ -55,19 +42,19 @@ def test_orders_columns_exactly() -> None:
         # a free item is a valid order (price ≥ 0), and an empty payment method is stored as NULL
         _order(order_reference="R2", unit_price="0", payment_method="", order_date="31/01/2024"),
     ]
-    valid, rejected = transform_orders(_frame(rows), CTX)
+    valid, rejected = transform_orders(frame(rows), CTX)
     assert rejected.empty
-    assert _col(valid, "order_reference") == ["R1", "R2"]
-    assert _col(valid, "customer_email") == ["ann@x.org", "a@x.org"]
-    assert _col(valid, "product_id") == [7, 1]
-    assert _col(valid, "quantity") == [3, 1]
-    assert _col(valid, "unit_price") == ["10.50", "0.00"]
-    assert _col(valid, "total_amount") == ["31.50", "0.00"]
+    assert column(valid, "order_reference") == ["R1", "R2"]
+    assert column(valid, "customer_email") == ["ann@x.org", "a@x.org"]
+    assert column(valid, "product_id") == [7, 1]
+    assert column(valid, "quantity") == [3, 1]
+    assert column(valid, "unit_price") == ["10.50", "0.00"]
+    assert column(valid, "total_amount") == ["31.50", "0.00"]
     # dd/mm/yyyy is accepted because the source configures it (not only the ISO default)
     assert [str(d) for d in valid["order_date"]] == ["2024-01-02 03:04:05+00:00", "2024-01-31 00:00:00+00:00"]
-    assert _col(valid, "status") == ["shipped", "shipped"]
-    assert _col(valid, "payment_method") == ["paypal", None]
-    assert _col(valid, LINE_COLUMN) == [2, 3]
+    assert column(valid, "status") == ["shipped", "shipped"]
+    assert column(valid, "payment_method") == ["paypal", None]
+    assert column(valid, LINE_COLUMN) == [2, 3]
 
 
 def test_orders_total_amount_bound_is_exact() -> None:
@@ -80,13 +67,13 @@ def test_orders_total_amount_bound_is_exact() -> None:
         # 125 × 8000000000.00 = 1000000000000.00: one cent over the largest total
         _order(order_reference="over", quantity="125", unit_price="8000000000.00"),
     ]
-    valid, rejected = transform_orders(_frame(rows), CTX)
-    assert _col(valid, "order_reference") == ["at_limit", "max_price"]
-    assert _col(valid, "total_amount") == ["999999999999.99", "999999999999.00"]
-    assert _col(rejected, "line_number") == [4]
-    assert _col(rejected, "reason") == ["total_amount_out_of_range"]
-    assert _col(rejected, "field") == ["quantity"]
-    assert _col(rejected, "detail") == ["quantity × unit_price must be below 1000000000000, got quantity '125'"]
+    valid, rejected = transform_orders(frame(rows), CTX)
+    assert column(valid, "order_reference") == ["at_limit", "max_price"]
+    assert column(valid, "total_amount") == ["999999999999.99", "999999999999.00"]
+    assert column(rejected, "line_number") == [4]
+    assert column(rejected, "reason") == ["total_amount_out_of_range"]
+    assert column(rejected, "field") == ["quantity"]
+    assert column(rejected, "detail") == ["quantity × unit_price must be below 1000000000000, got quantity '125'"]
 
 
 def test_orders_rejects_name_reason_field_and_value() -> None:
@@ -104,10 +91,10 @@ def test_orders_rejects_name_reason_field_and_value() -> None:
         _order(order_date=""),
         _order(status=" "),
     ]
-    valid, rejected = transform_orders(_frame(rows), CTX)
+    valid, rejected = transform_orders(frame(rows), CTX)
     assert valid.empty
-    assert _col(rejected, "line_number") == list(range(2, 14))
-    assert _col(rejected, "reason") == [
+    assert column(rejected, "line_number") == list(range(2, 14))
+    assert column(rejected, "reason") == [
         "missing_order_reference",
         "invalid_email",
         "invalid_product_id",
@@ -121,7 +108,7 @@ def test_orders_rejects_name_reason_field_and_value() -> None:
         "invalid_order_date",
         "missing_status",
     ]
-    assert _col(rejected, "field") == [
+    assert column(rejected, "field") == [
         "order_reference",
         "customer_email",
         "product_id",
@@ -137,7 +124,7 @@ def test_orders_rejects_name_reason_field_and_value() -> None:
     ]
     money = "a plain decimal number ≥ 0 with at most 2 decimals (no exponent), below 10000000000"
     date = "a date with a year from 1900 to 2199 (ISO 8601 preferred)"
-    assert _col(rejected, "detail") == [
+    assert column(rejected, "detail") == [
         "order_reference must not be empty",
         "customer_email must be an e-mail address such as name@example.com (value not shown: personal data)",
         "product_id must be a whole-number product id from 1 to 2147483647, got 'x'",
