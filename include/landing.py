@@ -27,7 +27,8 @@ import psycopg
 from include.config_loader import Settings
 from include.entities import SOURCE_NAMES
 from include.errors import NonRetryable
-from include.extract import MissingInputError, redact_url
+from include.extract import MissingInputError
+from include.products_api import redact_url
 
 log = logging.getLogger(__name__)
 

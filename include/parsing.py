@@ -24,6 +24,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -432,3 +433,8 @@ _NUMBER_FIELDS = frozenset({"id", "price", "rating_rate", "rating_count", "pages
 
 def _scalar_word(name: str) -> str:
     return "number" if name in _NUMBER_FIELDS else "boolean" if name == "conversion" else "string"
+
+
+def reject_json_constant(name: str) -> NoReturn:
+    """json.loads parse_constant: NaN, Infinity and -Infinity are refused, naming the constant."""
+    raise ValueError(f"{name} is not valid JSON (PostgreSQL jsonb refuses it)")

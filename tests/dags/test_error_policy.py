@@ -132,7 +132,8 @@ def _broken_raw(tmp_path: Path) -> Path:
 # ---- the policy itself (no Airflow run) ------------------------------------------------------------------
 def test_policy_classifies_the_project_errors() -> None:
     from include.config_loader import ConfigError
-    from include.extract import ApiError, InputFileError, MissingInputError
+    from include.extract import InputFileError, MissingInputError
+    from include.products_api import ApiError
     from include.quality import QualityCheckFailed
     from include.transform import RejectRateExceeded
 
