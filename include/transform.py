@@ -109,11 +109,11 @@ class _Rules:
         self.field = pd.Series(None, index=index, dtype="object")
         self.detail = pd.Series(None, index=index, dtype="object")
 
-    def check(self, ok: pd.Series, reason: str | pd.Series, column: str, detail: pd.Series | None = None) -> None:
-        """Record `reason` (or a per-row reason series) on rows failing `ok` that broke no rule yet."""
+    def check(self, ok: pd.Series, reason: str, column: str, detail: pd.Series | None = None) -> None:
+        """Record `reason` on rows failing `ok` that broke no rule yet (a missing `ok` fails the rule)."""
         bad = ~ok.fillna(False).astype(bool) & self.reason.isna()
         if bad.any():
-            self.reason[bad] = reason[bad] if isinstance(reason, pd.Series) else reason
+            self.reason[bad] = reason
             self.field[bad] = column
             if detail is not None:
                 self.detail[bad] = detail[bad]
@@ -153,7 +153,7 @@ def _rejects(
         {
             "source": source,
             "source_file": ctx.source_file,
-            "line_number": sub[LINE_COLUMN].astype("int64") if LINE_COLUMN in sub else pd.NA,
+            "line_number": sub[LINE_COLUMN].astype("int64"),
             "reason": rules.reason[bad].astype(str),
             "field": fields.astype(str),
             "detail": details,
@@ -354,14 +354,8 @@ def transform_orders(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.DataF
             LINE_COLUMN: raw.loc[ok, LINE_COLUMN],
         }
     )
-    values = {
-        "order_reference": ref,
-        "product_id": product_text,
-        "quantity": qty_text,
-        "unit_price": price_text,
-        "order_date": date_text,
-        "status": status,
-    }
+    # The values a reject sentence repeats (missing fields have nothing to show; bad dates get _date_details).
+    values = {"product_id": product_text, "quantity": qty_text, "unit_price": price_text}
     return valid, _rejects(raw, r, "orders", ctx, values)
 
 
@@ -425,8 +419,6 @@ def transform_sessions(raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Dat
         }
     )
     values = {
-        "session_id": sid,
-        "session_start": start_text,
         "session_end": end_text,
         "pages_viewed": _text(raw, "pages_viewed"),
         "items_viewed": _text(raw, "items_viewed"),

@@ -225,3 +225,15 @@ def test_summary_shortens_long_run_ids_source_names_and_table_names() -> None:
         "s" * 60 + ": read 1, loaded 0, rejected 1, duplicate 0",
         "Rejected rows are in table " + "t" * 60,
     )
+
+
+def test_dag_and_task_callbacks_are_the_notifiers_under_airflows_keyword_names() -> None:
+    from include import notifications
+
+    dag = notifications.dag_callbacks("etl_ecommerce_pipeline")
+    assert sorted(dag) == ["on_failure_callback", "on_success_callback"]
+    assert isinstance(dag["on_failure_callback"], notifications.DagFailureNotifier)
+    assert isinstance(dag["on_success_callback"], notifications.DagSuccessNotifier)
+    task = notifications.task_callbacks()
+    assert list(task) == ["on_failure_callback"]
+    assert isinstance(task["on_failure_callback"], notifications.TaskFailureRecorder)

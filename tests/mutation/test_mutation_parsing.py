@@ -16,6 +16,7 @@ from include.parsing import (
     parse_decimal,
     parse_integer,
     type_violation,
+    units_to_text,
     utf8_lines_replacing_invalid,
 )
 
@@ -253,3 +254,15 @@ def test_parse_dates_rejects_an_empty_or_unknown_format_list() -> None:
         ValueError, match=r"unknown date format 'yyyy/mm/dd'; one of \['iso8601', 'dd/mm/yyyy', 'mm/dd/yyyy'\]"
     ):
         parse_dates(pd.Series(["2024-01-01"]), ["iso8601", "yyyy/mm/dd"])
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [
+        (0, ["-1050", "0", "7", "1050"]),
+        (1, ["-105.0", "0.0", "0.7", "105.0"]),
+        (2, ["-10.50", "0.00", "0.07", "10.50"]),
+    ],
+)
+def test_units_to_text_is_exact_at_each_scale(scale: int, expected: list[str]) -> None:
+    assert units_to_text(pd.Series([-1050, 0, 7, 1050]), scale).tolist() == expected

@@ -5,12 +5,14 @@ Written to kill mutants of include/transform.py's DataTransformer.transform_sour
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from include.config_loader import DEFAULT_CONFIG, load_config
 from include.extract import LINE_COLUMN, REJECT_MARK_COLUMNS
@@ -116,3 +118,91 @@ def test_a_source_without_parts_writes_header_only_files(tmp_path: Path) -> None
         ",".join([*CLEAN_COLUMNS["customers"], LINE_COLUMN])
     ]
     assert Path(r.rejects_path).read_text(encoding="utf-8").splitlines() == [",".join(REJECT_COLUMNS)]
+
+
+KEY = b"k" * 32
+ERASED = "gone@x.org"
+
+
+def _erasing(tmp_path: Path) -> DataTransformer:
+    from include import privacy
+
+    return DataTransformer(SETTINGS, tmp_path / "run", suppression=(frozenset({privacy.token(ERASED, KEY)}), KEY))
+
+
+def test_an_erased_address_leaves_the_output_and_the_staged_part(tmp_path: Path) -> None:
+    from include import privacy
+
+    erased = {**_order("A", "1"), "customer_email": ERASED, "_raw": f'{{"customer_email": "{ERASED}"}}'}
+    kept = {**_order("B", "1"), "_raw": '{"customer_email": "a@x.org"}'}
+    part = _part(tmp_path, "p1", [erased, kept], 2)
+    r = _erasing(tmp_path).transform_source("orders", {"file": "orders.csv", "parts": [part]}, frozenset({1}))
+    token_address = privacy.token_address(privacy.token(ERASED, KEY))
+    clean = pd.read_csv(r.clean_path, dtype=str, keep_default_na=False)
+    assert clean[["order_reference", "customer_email"]].values.tolist() == [["A", token_address], ["B", "a@x.org"]]
+    # the staged extract part no longer holds the address, in any column (a retry reads the token address)
+    staged = pq.read_table(part).to_pandas()
+    assert staged["customer_email"].tolist() == [token_address, "a@x.org"]
+    assert ERASED not in staged["_raw"].iloc[0] and token_address in staged["_raw"].iloc[0]
+    assert staged["order_reference"].tolist() == ["A", "B"]
+
+
+def test_a_part_without_an_erased_address_is_not_rewritten(tmp_path: Path) -> None:
+    part = _part(tmp_path, "p1", [_order("B", "1")], 2)
+    before = Path(part).stat()
+    r = _erasing(tmp_path).transform_source("orders", {"file": "orders.csv", "parts": [part]}, frozenset({1}))
+    after = Path(part).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # a rewrite is a new file
+    assert r.rows_valid == 1
+
+
+def test_products_carry_no_address_and_are_transformed_under_suppression(tmp_path: Path) -> None:
+    manifest = _stage(tmp_path, "products", [{"id": "1", "title": "Mug", "price": "5"}])
+    r = _erasing(tmp_path).transform_source("products", manifest)
+    assert (r.rows_read, r.rows_valid) == (1, 1)
+
+
+def test_the_summary_log_line_names_the_source_file_counts_and_top_five_reasons(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [
+        {**_order("A", "1"), "quantity": "0"},
+        {**_order("B", "1"), "quantity": "0"},
+        {**_order("C", "1"), "unit_price": "x"},
+        {**_order("D", "1"), "order_date": "x"},
+        {**_order("E", "1"), "status": ""},
+        {**_order("F", "9")},
+        {**_order("G", "x")},
+        _order("H", "1"),
+    ]
+    manifest = {"file": "orders_2026.csv", "parts": [_part(tmp_path, "p1", bad, 2)]}
+    with caplog.at_level(logging.INFO, logger="include.transform"):
+        DataTransformer(SETTINGS, tmp_path / "run").transform_source("orders", manifest, frozenset({1}))
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("transformed")] == [
+        "transformed orders (orders_2026.csv): read=8 valid=1 rejected=7 reasons="
+        "{'invalid_quantity': 2, 'invalid_unit_price': 1, 'invalid_order_date': 1, 'missing_status': 1,"
+        " 'unknown_product': 1}"
+    ]
+
+
+def test_the_manifest_of_a_source_carries_every_count_and_the_top_five_reasons() -> None:
+    from collections import Counter
+
+    from include.transform import SourceResult
+
+    reasons = Counter({"a": 6, "b": 5, "c": 4, "d": 3, "e": 2, "f": 1})
+    r = SourceResult("orders", "o.csv", "/c.csv", "/r.csv", 30, 9, 21, 2, reasons)
+    assert (r.rows_loaded, r.reject_rate) == (7, 0.7)
+    assert SourceResult("orders", "o.csv", "/c", "/r").reject_rate == 0.0
+    assert r.to_dict() == {
+        "source": "orders",
+        "source_file": "o.csv",
+        "clean_path": "/c.csv",
+        "rejects_path": "/r.csv",
+        "rows_read": 30,
+        "rows_valid": 9,
+        "rows_loaded": 7,
+        "rows_rejected": 21,
+        "rows_duplicate": 2,
+        "top_reasons": {"a": 6, "b": 5, "c": 4, "d": 3, "e": 2},
+    }
