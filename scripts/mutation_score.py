@@ -2,9 +2,9 @@
 
 Reads `mutmut results --all true` on stdin. Score = killed / (generated - equivalent), where the
 equivalent mutants are listed with a reason in tests/mutation/equivalent.txt (one per line:
-`<mutant name>  <why no test can tell it from the original>`). A timeout counts as killed (the
-mutant made the tests hang, which the tests notice); everything else the tests did not kill,
-including "no tests", counts against the score. Exit status 1 when the score is under --min.
+`<mutant name>  <why no test can tell it from the original>`). A timeout or a segfault counts as killed (the
+mutant made the tests hang or crash, which the tests notice); everything else the tests did not kill,
+including "no tests", counts against the score. Exit status 1 when the score, or any module's, is under --min.
 
 Functions that need PostgreSQL or Airflow callbacks (the quality checks' SQL `run`, the alert incident
 store and notifiers) are listed in tests/mutation/out_of_scope.txt (`<glob over mutant names>  <why>`):
@@ -24,7 +24,8 @@ from pathlib import Path
 
 log = logging.getLogger("mutation_score")
 
-KILLED = {"killed", "timeout", "caught by type check"}
+# A segfault is the test process dying under the mutant: the tests did not pass, so it was detected.
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
 def read_results(lines: list[str]) -> dict[str, str]:
@@ -103,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, status in alive:
         log.info("not killed (%s): %s   -> .venv/bin/mutmut show %s", status, name, name)
+    below = []
     for module, (module_killed, module_counted) in sorted(per_module(counted).items()):
-        log.info(
-            "  %-40s %5.1f %% (%d / %d)", module, 100.0 * module_killed / module_counted, module_killed, module_counted
-        )
+        module_score = 100.0 * module_killed / module_counted
+        log.info("  %-40s %5.1f %% (%d / %d)", module, module_score, module_killed, module_counted)
+        if module_score < args.min:
+            below.append(f"{module} {module_score:.1f} %")
     score = 100.0 * killed / len(counted) if counted else 0.0
     log.info(
         "mutants: %d generated, %d out of scope, %d equivalent (%s), %d killed; by status: %s",
@@ -117,8 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         killed,
         dict(sorted(by_status.items())),
     )
-    log.info("mutation score: %.1f %% (%d / %d); target %.0f %%", score, killed, len(counted), args.min)
-    return 0 if score >= args.min else 1
+    log.info(
+        "mutation score: %.1f %% (%d / %d); target %.0f %% overall and per module",
+        score,
+        killed,
+        len(counted),
+        args.min,
+    )
+    if below:
+        log.error("under %.0f %%: %s", args.min, ", ".join(below))
+    return 0 if score >= args.min and not below else 1
 
 
 if __name__ == "__main__":

@@ -120,3 +120,9 @@ def test_auto_refuses_a_mixed_file_naming_both_positions() -> None:
 )
 def test_the_chosen_codec(data: bytes, declared: str, expected: str) -> None:
     assert choose_encoding(scan_encoding([data]), declared) == expected
+
+
+def test_a_character_after_an_earlier_invalid_byte_is_still_found() -> None:
+    """The scan looks for each kind until it has found that kind: an invalid byte first does not end the search."""
+    scan = scan_encoding([b"a\xe9\n", b"bc\xc3\xa9\n"])
+    assert scan == EncodingScan(False, BytePosition(2, 5, 0xC3), BytePosition(1, 1, 0xE9), True)

@@ -73,6 +73,7 @@ def test_sessions_columns_exactly() -> None:
     ]
     assert [str(v) for v in valid["session_end"]] == ["2024-01-02 10:05:00+00:00", "NaT", "2024-01-31 00:00:00+00:00"]
     assert column(valid, "duration_seconds") == [300, None, 0]
+    assert str(valid["duration_seconds"].dtype) == "Int64"  # whole seconds: "300", never "300.0", for the int column
     assert column(valid, "pages_viewed") == [0, 3, 3]
     assert column(valid, "items_viewed") == ["[ 1 , 2.5,-3 ]", "[]", "[]"]
     assert column(valid, "items_added_to_cart") == ['["a", {"b": 1}]', "[]", "[ ]"]

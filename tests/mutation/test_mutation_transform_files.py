@@ -136,7 +136,9 @@ def test_an_erased_address_leaves_the_output_and_the_staged_part(tmp_path: Path)
     erased = {**_order("A", "1"), "customer_email": ERASED, "_raw": f'{{"customer_email": "{ERASED}"}}'}
     kept = {**_order("B", "1"), "_raw": '{"customer_email": "a@x.org"}'}
     part = _part(tmp_path, "p1", [erased, kept], 2)
+    schema = pq.read_schema(part)
     r = _erasing(tmp_path).transform_source("orders", {"file": "orders.csv", "parts": [part]}, frozenset({1}))
+    assert pq.read_schema(part).remove_metadata() == schema.remove_metadata()  # same columns and types, no index
     token_address = privacy.token_address(privacy.token(ERASED, KEY))
     clean = pd.read_csv(r.clean_path, dtype=str, keep_default_na=False)
     assert clean[["order_reference", "customer_email"]].values.tolist() == [["A", token_address], ["B", "a@x.org"]]
@@ -206,3 +208,23 @@ def test_the_manifest_of_a_source_carries_every_count_and_the_top_five_reasons()
         "rows_duplicate": 2,
         "top_reasons": {"a": 6, "b": 5, "c": 4, "d": 3, "e": 2},
     }
+
+
+def test_the_sources_declared_date_formats_apply(tmp_path: Path) -> None:
+    import dataclasses
+
+    orders = dataclasses.replace(SETTINGS.sources["orders"], date_formats=("dd/mm/yyyy",))
+    settings = dataclasses.replace(SETTINGS, sources={**SETTINGS.sources, "orders": orders})
+    manifest = _stage(tmp_path, "orders", [{**_order("A", "1"), "order_date": "31/01/2024"}])
+    r = DataTransformer(settings, tmp_path / "run").transform_source("orders", manifest, frozenset({1}))
+    assert (r.rows_valid, r.rows_rejected) == (1, 0)
+
+
+def test_a_retried_transform_replaces_its_own_files(tmp_path: Path) -> None:
+    t = DataTransformer(SETTINGS, tmp_path / "run")
+    manifest = {"file": "orders.csv", "parts": [_part(tmp_path, "p1", [{**_order("A", "1"), "quantity": "0"}], 2)]}
+    first = t.transform_source("orders", manifest, frozenset({1}))
+    again = t.transform_source("orders", manifest, frozenset({1}))
+    assert again.rejects_path == first.rejects_path
+    rejects = pd.read_csv(again.rejects_path, dtype=str, keep_default_na=False)
+    assert rejects["line_number"].tolist() == ["2"]  # not appended to the first attempt's file
