@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".local" / "bench"
 # Server, staging and Airflow home of this bench (BENCH_WORK: a second bench can run beside the first).
-WORK = Path(os.environ.get("BENCH_WORK") or BENCH)
+WORK = Path(os.environ.get("BENCH_WORK") or BENCH).resolve()  # relative to the working directory
 log = logging.getLogger("bench")
 
 FLOOR_SQL = """
