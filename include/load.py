@@ -96,7 +96,7 @@ WHERE c.customer_id IN (SELECT r.customer_id FROM stg_aggregate_rows r WHERE r.e
 
 # Writes a CTE `agg` (customer_id, order_count, total_spent, first_at, last_at, session_count, rate) to customers,
 # leaving rows that would not change untouched (no new row version, no updated_at bump).
-_SET_AGGREGATES = """
+SET_CUSTOMER_AGGREGATES = """
 UPDATE customers c
 SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
     session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
@@ -133,7 +133,7 @@ WITH d AS (
     FROM d JOIN customers c USING (customer_id)
 )
 """
-    + _SET_AGGREGATES
+    + SET_CUSTOMER_AGGREGATES
 )
 
 # The full recompute of the customers in stg_touched_customers from their whole history (the fallbacks above;
@@ -154,7 +154,7 @@ WITH t AS (
     FROM t LEFT JOIN o USING (customer_id) LEFT JOIN s USING (customer_id)
 )
 """
-    + _SET_AGGREGATES
+    + SET_CUSTOMER_AGGREGATES
 )
 
 

@@ -309,8 +309,9 @@ WHERE o.src_file IS DISTINCT FROM %(file)s AND o.order_id <= %(last_id)s
 """
 
 # Every customer's aggregates from its whole history, once, after the resize (the same definition as the loader's
-# full recompute, include/load.py _REFRESH_AGGREGATES, for all customers instead of the touched ones).
-_RECOMPUTE_ALL = """
+# full recompute, include/load.py _REFRESH_AGGREGATES, for all customers instead of the touched ones); written by
+# the loader's own SET_CUSTOMER_AGGREGATES.
+_ALL_AGGREGATES = """
 WITH o AS (
     SELECT customer_id, count(*) AS n, sum(total_amount) AS spent, min(order_date) AS first_at, max(order_date) AS last_at
     FROM orders GROUP BY customer_id
@@ -321,13 +322,6 @@ WITH o AS (
            coalesce(s.n, 0) AS session_count, s.rate
     FROM customers c LEFT JOIN o USING (customer_id) LEFT JOIN s USING (customer_id)
 )
-UPDATE customers c
-SET order_count = agg.order_count, total_spent = agg.total_spent, first_order_at = agg.first_at, last_order_at = agg.last_at,
-    session_count = agg.session_count, conversion_rate = agg.rate, updated_at = now()
-FROM agg
-WHERE c.customer_id = agg.customer_id
-  AND (c.order_count, c.total_spent, c.first_order_at, c.last_order_at, c.session_count, c.conversion_rate)
-      IS DISTINCT FROM (agg.order_count, agg.total_spent, agg.first_at, agg.last_at, agg.session_count, agg.rate)
 """
 
 
@@ -342,6 +336,8 @@ def resize_history(conninfo: str, orders_to: int) -> dict[str, Any]:
     meets statistics that describe the table it upserts into.
     """
     import psycopg
+
+    from include.load import SET_CUSTOMER_AGGREGATES
 
     t = time.monotonic()
     with psycopg.connect(conninfo) as conn:
@@ -378,7 +374,7 @@ def resize_history(conninfo: str, orders_to: int) -> dict[str, Any]:
                 have,
                 time.monotonic() - t,
             )
-        conn.execute(_RECOMPUTE_ALL)
+        conn.execute(_ALL_AGGREGATES + SET_CUSTOMER_AGGREGATES)
         conn.commit()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) orders")
@@ -654,8 +650,8 @@ def main() -> int:
         local_postgres.stop(BENCH / "pg-incremental")
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if args.snapshot_history:
-        kept = {"reload": results["reload"], "reload_from": results["finished_at"], "archive": args.archive}
-        (data / "history-base.json").write_text(json.dumps(kept, indent=1))
+        base = {"reload": results["reload"], "reload_from": results["finished_at"], "archive": args.archive}
+        (data / "history-base.json").write_text(json.dumps(base, indent=1))
     out.write_text(json.dumps(results, indent=1))
     sys.stdout.write("\n" + "\n".join(report(results, args.days, args.orders_per_day, sessions)) + "\n")
     sys.stdout.write(f"figures: {out}\n")
