@@ -7,10 +7,14 @@ quarantine, the failures it must not swallow, and what an input without records 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import logging
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from pytest_httpserver import HTTPServer
 
 from include.config_loader import DEFAULT_CONFIG, Settings, load_config
 from include.extract import DataExtractor, InputFileError
@@ -122,3 +126,69 @@ def test_an_optional_empty_input_is_reported_and_clears_older_parts(tmp_path: Pa
     m = DataExtractor(settings, tmp_path / "run").extract_csv("orders")
     assert (m.parts, m.rows_read, m.detail["empty"]) == ((), 0, "0 bytes")
     assert not list(out.glob("part-*.parquet"))
+
+
+def _products_settings(tmp_path: Path, body: str, url: str | None = None) -> Settings:
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
+    (raw / "products.json").write_text(body, encoding="utf-8")
+    base = load_config(DEFAULT_CONFIG)
+    api = dataclasses.replace(base.products_api, url=url, max_retries=0)
+    return dataclasses.replace(base, raw_data_dir=raw, staging_dir=tmp_path / "staging", products_api=api)
+
+
+PRODUCTS = [{"id": 1, "title": "Mug", "price": 5.5, "rating": {"rate": 4.2, "count": 7}}, {"id": 2, "title": "Cup"}]
+
+
+def test_products_from_a_file_are_numbered_from_1_flattened_and_hashed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps(PRODUCTS)
+    with caplog.at_level(logging.INFO, logger="include.extract"):
+        m = DataExtractor(_products_settings(tmp_path, body), tmp_path / "run").extract_products()
+    assert (m.source, m.file, m.rows_read, m.detail) == ("products", "products.json", 2, {"origin": "file"})
+    assert m.staged_dir == str(tmp_path / "run" / "extract" / "products")
+    assert m.sha256 == hashlib.sha256(body.encode()).hexdigest()
+    rows = _rows(m.parts)
+    assert [(r["_line"], r["id"], r["rating_rate"], r["rating_count"]) for r in rows] == [
+        (1, "1", "4.2", "7"),
+        (2, "2", None, None),
+    ]
+    assert rows[0]["_raw"] == '{"id": 1, "title": "Mug", "price": 5.5, "rating_rate": 4.2, "rating_count": 7}'
+    assert "extracted products: 2 from products.json" in caplog.messages
+
+
+def test_products_from_the_api_name_the_redacted_url_and_hash_the_decoded_body(
+    tmp_path: Path, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/products").respond_with_json(PRODUCTS)
+    url = httpserver.url_for("/products")
+    settings = _products_settings(tmp_path, "[]", url=url + "?key=SECRET")
+    with caplog.at_level(logging.INFO, logger="include.extract"):
+        m = DataExtractor(settings, tmp_path / "run").extract_products()
+    assert (m.source, m.file, m.rows_read, m.detail) == ("products", url, 2, {"origin": "api"})
+    assert m.staged_dir == str(tmp_path / "run" / "extract" / "products")
+    assert m.sha256 == hashlib.sha256(json.dumps(PRODUCTS, sort_keys=True).encode()).hexdigest()
+    assert [(r["_line"], r["title"], r["rating_rate"]) for r in _rows(m.parts)] == [(1, "Mug", "4.2"), (2, "Cup", None)]
+    assert f"extracted products: 2 from API {url}" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "[]",
+            "products.json: required input has no records (no records)"
+            " (set sources.products.allow_header_only: true if that is expected)",
+        ),
+        (
+            '[{"id": 1, "title": "a\\u0000b"}]',
+            "products.json, line 1: NUL character in a value (PostgreSQL text cannot hold it)",
+        ),
+        ("[3]", "products.json, line 1: expected a JSON object, found int (value: '3')"),
+    ],
+)
+def test_products_that_cannot_be_staged_fail_naming_file_and_line(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(InputFileError) as err:
+        DataExtractor(_products_settings(tmp_path, body), tmp_path / "run").extract_products()
+    assert str(err.value) == message
