@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -108,24 +107,6 @@ def test_credentials_in_url_are_not_repeated(httpserver: HTTPServer) -> None:
     with pytest.raises(ApiError) as err:
         client(url).fetch()
     assert "hunter2" not in str(err.value) and "abc123" not in str(err.value)
-
-
-def test_extractor_stages_api_products(httpserver: HTTPServer, tmp_path: Path) -> None:
-    import dataclasses
-
-    import pyarrow.parquet as pq
-
-    from include.config_loader import DEFAULT_CONFIG, load_config
-    from include.extract import DataExtractor
-
-    httpserver.expect_request("/products").respond_with_json(PRODUCTS)
-    base = load_config(DEFAULT_CONFIG)
-    settings = dataclasses.replace(
-        base, products_api=dataclasses.replace(base.products_api, url=httpserver.url_for("/products"))
-    )
-    m = DataExtractor(settings, tmp_path).extract_products()
-    assert m.rows_read == 1 and m.detail["origin"] == "api"
-    assert pq.read_table(m.parts[0]).to_pylist()[0]["title"] == "Mug"
 
 
 def test_api_key_in_query_never_reaches_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
