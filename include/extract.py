@@ -261,31 +261,34 @@ class DataExtractor:
             return "skip"
 
         avg_line = _average_line_bytes(path)
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                use_threads=False,
-                encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                column_names=header,
-                skip_rows=1,
-                # Arrow's streaming reader reads blocks ahead in a background thread (measured: ~32 blocks): blocks
-                # of ~chunk_size/8 rows keep that read-ahead to a few chunks' bytes whatever the file's size (whole-
-                # chunk blocks cost ~250 MB more at 10M rows than at 1M); parts are assembled to chunk_size rows.
-                block_size=int(min(8 << 20, max(1 << 20, self.settings.chunk_size * avg_line // 8))),
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                quote_char='"',
-                double_quote=True,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(
+                    use_threads=False,
+                    encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                    column_names=header,
+                    skip_rows=1,
+                    # Arrow's streaming reader reads blocks ahead in a background thread (measured: ~32 blocks): blocks
+                    # of ~chunk_size/8 rows keep that read-ahead to a few chunks' bytes whatever the file's size (whole-
+                    # chunk blocks cost ~250 MB more at 10M rows than at 1M); parts are assembled to chunk_size rows.
+                    block_size=int(min(8 << 20, max(1 << 20, self.settings.chunk_size * avg_line // 8))),
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=delimiter,
+                    quote_char='"',
+                    double_quote=True,
+                    newlines_in_values=True,
+                    invalid_row_handler=on_invalid,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid as err:  # Arrow parses the first block on opening: its damage surfaces here
+            raise InputFileError(name, f"CSV cannot be parsed: {err}") from err
         parts: list[str] = []
         rows = 0
         for batches in self._chunks(self._iter_batches(reader, name, invalid)):
@@ -360,8 +363,6 @@ class DataExtractor:
             hint = "" if what == "0 bytes" else f" (set sources.{source}.allow_header_only: true if that is expected)"
             raise InputFileError(path.name, f"required input has no records ({what}){hint}")
         log.warning("input for '%s' (%s) has no records (%s): nothing to load for this source", source, path.name, what)
-        for part in out.glob("part-*.parquet"):
-            part.unlink()
         return ExtractManifest(source, path.name, str(out), (), 0, _sha256(path), {**(detail or {}), "empty": what})
 
     def _iter_batches(
@@ -376,7 +377,8 @@ class DataExtractor:
                 raise InputFileError(name, f"CSV cannot be parsed: {err}") from err
             if invalid:
                 self._raise_invalid(name, invalid[0])
-            yield batch
+            if batch.num_rows:  # a read block of blank lines comes back as 0 rows: no empty part for it
+                yield batch
         if invalid:
             self._raise_invalid(name, invalid[0])
 

@@ -81,8 +81,9 @@ class EncodingProblem(ValueError):
 def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
     """Scan every block of a file (streaming: memory bounded by the block size) for its UTF-8 status.
 
-    Stops early only once both a multi-byte character and an invalid byte are known (the file is
-    mixed either way); otherwise reads to the end, so a stray byte in the last line is seen.
+    Stops decoding once both a multi-byte character and an invalid byte are known (the file is mixed
+    either way) but still reads on for bytes cp1252 leaves undefined; otherwise decodes to the end, so a
+    stray byte in the last line is seen.
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     fed = 0  # bytes handed to the decoder so far
@@ -91,7 +92,8 @@ def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
     cp1252_ok = True
     multibyte: BytePosition | None = None
     invalid: BytePosition | None = None
-    for block in blocks:
+    it = iter(blocks)
+    for block in it:
         if cp1252_ok and not block.isascii():
             cp1252_ok = not any(b in block for b in _CP1252_UNDEFINED)
         start = fed - len(decoder.getstate()[0])  # file offset of the first byte this call decodes
@@ -127,6 +129,12 @@ def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
             invalid = BytePosition(
                 newlines + tail[: m.start()].count("\n") + 1, fed - len(tail), ord(m.group()) - 0xDC00
             )
+    # Stopped early (mixed): whether a declared cp1252 can still read the file depends on the blocks not yet seen.
+    for block in it:
+        if not cp1252_ok:
+            break
+        if not block.isascii():
+            cp1252_ok = not any(b in block for b in _CP1252_UNDEFINED)
     return EncodingScan(bom, multibyte, invalid, cp1252_ok)
 
 

@@ -126,3 +126,18 @@ def test_a_character_after_an_earlier_invalid_byte_is_still_found() -> None:
     """The scan looks for each kind until it has found that kind: an invalid byte first does not end the search."""
     scan = scan_encoding([b"a\xe9\n", b"bc\xc3\xa9\n"])
     assert scan == EncodingScan(False, BytePosition(2, 5, 0xC3), BytePosition(1, 1, 0xE9), True)
+
+
+@pytest.mark.parametrize(
+    ("later", "decodable"),
+    [
+        ([b"plain\n", b"caf\xe9 \x80\n"], True),  # é and € are defined in cp1252
+        ([b"plain\n", b"x\x81\n", b"\xe9\n", b"\x8d\n"], False),  # undefined 0x81, and blocks after it
+        ([b"\x9d\n"], False),
+    ],
+)
+def test_a_mixed_file_is_still_read_to_the_end_for_bytes_cp1252_leaves_undefined(
+    later: list[bytes], decodable: bool
+) -> None:
+    # The scan stops decoding at the first block with both kinds of byte; a declared cp1252 needs the rest checked.
+    assert scan_encoding([MIXED, *later]) == EncodingScan(False, UTF8_AT, INVALID_AT, decodable)
