@@ -124,7 +124,7 @@ def test_an_optional_empty_input_is_reported_and_clears_older_parts(tmp_path: Pa
     out.mkdir(parents=True)
     (out / "part-00000.parquet").write_bytes(b"left by an earlier attempt")
     m = DataExtractor(settings, tmp_path / "run").extract_csv("orders")
-    assert (m.parts, m.rows_read, m.detail["empty"]) == ((), 0, "0 bytes")
+    assert (m.parts, m.rows_read, m.detail["empty"], m.staged_dir) == ((), 0, "0 bytes", str(out))
     assert not list(out.glob("part-*.parquet"))
 
 
