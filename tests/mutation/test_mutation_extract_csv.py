@@ -259,6 +259,19 @@ def test_a_file_over_max_file_bytes_is_refused_before_reading(tmp_path: Path, li
 
 
 # ---- inputs without records ------------------------------------------------------------------------------------
+def _no_customers(out: Path, sha256: str | None, detail: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of customers without records: no parts, 0 rows, staged under `out`."""
+    return {
+        "source": "customers",
+        "file": "customers.csv",
+        "staged_dir": str(out),
+        "parts": [],
+        "rows_read": 0,
+        "sha256": sha256,
+        "detail": detail,
+    }
+
+
 def test_a_missing_optional_input_is_an_empty_manifest_and_a_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -266,15 +279,7 @@ def test_a_missing_optional_input_is_an_empty_manifest_and_a_log_line(
     with caplog.at_level(logging.INFO, logger="include.extract"):
         m = DataExtractor(settings, tmp_path / "run").extract_csv("customers")
     out = tmp_path / "run" / "extract" / "customers"
-    assert m.to_dict() == {
-        "source": "customers",
-        "file": "customers.csv",
-        "staged_dir": str(out),
-        "parts": [],
-        "rows_read": 0,
-        "sha256": None,
-        "detail": {},
-    }
+    assert m.to_dict() == _no_customers(out, None, {})
     assert out.is_dir() and not list(out.iterdir())
     path = tmp_path / "raw" / "customers.csv"
     assert caplog.messages == [f"optional input for 'customers' not present ({path}); nothing to extract"]
@@ -298,15 +303,8 @@ def test_a_header_only_optional_input_is_reported_with_its_dialect(
     with caplog.at_level(logging.INFO, logger="include.extract"):
         m = _extract(tmp_path, data, source="customers")
     out = tmp_path / "run" / "extract" / "customers"
-    assert m.to_dict() == {
-        "source": "customers",
-        "file": "customers.csv",
-        "staged_dir": str(out),
-        "parts": [],
-        "rows_read": 0,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "detail": {"encoding": "utf-8", "delimiter": ";", "empty": "header only"},
-    }
+    detail = {"encoding": "utf-8", "delimiter": ";", "empty": "header only"}
+    assert m.to_dict() == _no_customers(out, hashlib.sha256(data).hexdigest(), detail)
     assert caplog.messages == [
         "input for 'customers' (customers.csv) has no records (header only): nothing to load for this source"
     ]
