@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     stale = sorted(set(equivalent) - set(results))
     for name in stale:
         log.warning("listed as equivalent but not generated any more (update %s): %s", args.equivalent, name)
+    # A listed mutant the tests kill is not equivalent: usually the numbers shifted after a code change, and the line
+    # now names another mutant (the one it meant has a new number and shows up as not killed).
+    for name in sorted(n for n in equivalent.keys() & results.keys() if results[n] in KILLED):
+        log.warning("listed as equivalent but %s (renumbered? re-check %s): %s", results[name], args.equivalent, name)
 
     scopes = read_out_of_scope(args.out_of_scope) if args.out_of_scope else []
     outside = {n for n in results if any(fnmatch.fnmatchcase(n, glob) for glob, _ in scopes)}

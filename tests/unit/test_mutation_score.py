@@ -69,3 +69,16 @@ def test_an_equivalent_mutant_without_a_reason_is_an_error(tmp_path: Path) -> No
     eq.write_text("include.a.x_f__mutmut_5\n")
     with pytest.raises(SystemExit, match="has no reason"):
         mutation_score.read_equivalent(eq)
+
+
+def test_a_listed_mutant_the_tests_kill_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    eq = tmp_path / "equivalent.txt"
+    eq.write_text("include.a.x_f__mutmut_2  listed before a code change renumbered it\ninclude.a.x_f__mutmut_5  same\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(RESULTS))
+    with caplog.at_level(logging.INFO, logger="mutation_score"):
+        mutation_score.main([str(eq), "--min", "0"])
+    out = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"listed as equivalent but timeout (renumbered? re-check {eq}): include.a.x_f__mutmut_2" in out
+    assert "include.a.x_f__mutmut_5 " not in out and "but survived" not in out  # a survivor listed is as meant
