@@ -1,6 +1,6 @@
 """The extract's encoding and empty-input decisions, exactly, on real files (no database).
 
-Written for mutation testing of include/extract.py (not yet in `make mutate`, see README): the mixed-encoding
+Written for mutation testing of include/extract.py (`make mutate`): the mixed-encoding
 quarantine, the failures it must not swallow, and what an input without records gives.
 """
 
