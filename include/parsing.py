@@ -78,6 +78,11 @@ class EncodingProblem(ValueError):
         self.offset = position.offset if position else None
 
 
+def _cp1252_undefined(block: bytes) -> bool:
+    """Whether `block` holds a byte cp1252 leaves undefined (an ASCII block cannot)."""
+    return not block.isascii() and any(b in block for b in _CP1252_UNDEFINED)
+
+
 def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
     """Scan every block of a file (streaming: memory bounded by the block size) for its UTF-8 status.
 
@@ -94,8 +99,8 @@ def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
     invalid: BytePosition | None = None
     it = iter(blocks)
     for block in it:
-        if cp1252_ok and not block.isascii():
-            cp1252_ok = not any(b in block for b in _CP1252_UNDEFINED)
+        if cp1252_ok and _cp1252_undefined(block):
+            cp1252_ok = False
         start = fed - len(decoder.getstate()[0])  # file offset of the first byte this call decodes
         fed += len(block)
         text = decoder.decode(block)
@@ -129,12 +134,8 @@ def scan_encoding(blocks: Iterable[bytes]) -> EncodingScan:
             invalid = BytePosition(
                 newlines + tail[: m.start()].count("\n") + 1, fed - len(tail), ord(m.group()) - 0xDC00
             )
-    # Stopped early (mixed): whether a declared cp1252 can still read the file depends on the blocks not yet seen.
-    for block in it:
-        if not cp1252_ok:
-            break
-        if not block.isascii():
-            cp1252_ok = not any(b in block for b in _CP1252_UNDEFINED)
+    # Stopped early (mixed): whether a declared cp1252 can still read the file depends on the blocks not yet read.
+    cp1252_ok = cp1252_ok and not any(map(_cp1252_undefined, it))
     return EncodingScan(bom, multibyte, invalid, cp1252_ok)
 
 
