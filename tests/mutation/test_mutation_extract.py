@@ -6,7 +6,6 @@ quarantine, the failures it must not swallow, and what an input without records 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -16,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from pytest_httpserver import HTTPServer
 
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.extract import DataExtractor, InputFileError
+from tests.mutation.inputs import extract_settings
 
 HEADER = b"order_reference,customer_email,product_id,quantity,unit_price,order_date,status,payment_method\n"
 GOOD = "R1,a@x.org,1,1,1,2024-01-01,caf\u00e9,card\n".encode()  # valid UTF-8 "é" (C3 A9) at byte 126
@@ -26,18 +26,9 @@ MIXED = "mixed encoding: valid UTF-8 multi-byte characters (first at line 2, byt
 
 
 def _settings(tmp_path: Path, data: bytes, *, mode: str = "quarantine", **source: object) -> Settings:
-    raw = tmp_path / "raw"
-    raw.mkdir(exist_ok=True)
-    (raw / "orders.csv").write_bytes(data)
-    base = load_config(DEFAULT_CONFIG)
-    orders = dataclasses.replace(base.sources["orders"], **source)
-    return dataclasses.replace(
-        base,
-        raw_data_dir=raw,
-        staging_dir=tmp_path / "staging",
-        on_mixed_encoding=mode,
-        sources={**base.sources, "orders": orders},
-    )
+    settings = extract_settings(tmp_path, sources={"orders": source}, on_mixed_encoding=mode)
+    (tmp_path / "raw" / "orders.csv").write_bytes(data)
+    return settings
 
 
 def _rows(parts: tuple[str, ...]) -> list[dict[str, object]]:
@@ -129,12 +120,9 @@ def test_an_optional_empty_input_is_reported_and_clears_older_parts(tmp_path: Pa
 
 
 def _products_settings(tmp_path: Path, body: str, url: str | None = None) -> Settings:
-    raw = tmp_path / "raw"
-    raw.mkdir(exist_ok=True)
-    (raw / "products.json").write_text(body, encoding="utf-8")
-    base = load_config(DEFAULT_CONFIG)
-    api = dataclasses.replace(base.products_api, url=url, max_retries=0)
-    return dataclasses.replace(base, raw_data_dir=raw, staging_dir=tmp_path / "staging", products_api=api)
+    settings = extract_settings(tmp_path, url=url)
+    (tmp_path / "raw" / "products.json").write_text(body, encoding="utf-8")
+    return settings
 
 
 PRODUCTS = [{"id": 1, "title": "Mug", "price": 5.5, "rating": {"rate": 4.2, "count": 7}}, {"id": 2, "title": "Cup"}]

@@ -6,7 +6,6 @@ Written for mutation testing of include/extract.py (DataExtractor.extract_csv an
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from pathlib import Path
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
+from include.config_loader import Settings
 from include.extract import (
     CUSTOMER_COLUMNS,
     LINE_COLUMN,
@@ -29,6 +28,7 @@ from include.extract import (
     detect_delimiter,
     detect_encoding,
 )
+from tests.mutation.inputs import extract_settings
 
 HEADER = ",".join(ORDER_COLUMNS)  # order_reference,customer_email,…,payment_method
 ROW = "ORD-1,ann,1,2,9.99,2026-10-01,shipped,paypal"
@@ -37,11 +37,7 @@ MiB = 1 << 20
 
 
 def _settings(tmp_path: Path, *, orders: dict[str, Any] | None = None, **changes: Any) -> Settings:
-    raw = tmp_path / "raw"
-    raw.mkdir(exist_ok=True)
-    base = load_config(DEFAULT_CONFIG)
-    sources = {**base.sources, "orders": dataclasses.replace(base.sources["orders"], **(orders or {}))}
-    return dataclasses.replace(base, raw_data_dir=raw, staging_dir=tmp_path / "staging", sources=sources, **changes)
+    return extract_settings(tmp_path, sources={"orders": orders or {}}, **changes)
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "orders.csv") -> Path:

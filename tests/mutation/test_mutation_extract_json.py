@@ -6,13 +6,12 @@ Written for mutation testing of include/extract.py: what user_sessions / product
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import locale
 import logging
 import tracemalloc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,36 +23,11 @@ import requests
 from pytest_httpserver import HTTPServer
 
 from include import extract
-from include.config_loader import DEFAULT_CONFIG, Settings, load_config
 from include.extract import DataExtractor, ExtractManifest, InputFileError
+from tests.mutation.inputs import extract_settings
 
 SESSIONS = "user_sessions.json"
 SLOW = "block(s) read record by record"
-
-
-def _settings(
-    tmp_path: Path,
-    *,
-    chunk_size: int = 100_000,
-    max_field_chars: int = 10_000,
-    url: str | None = None,
-    sources: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Settings:
-    """Default settings on tmp_path/raw; `sources={name: {field: value}}` replaces fields of those sources."""
-    raw = tmp_path / "raw"
-    raw.mkdir(exist_ok=True)
-    base = load_config(DEFAULT_CONFIG)
-    cfgs = {**base.sources, **{n: dataclasses.replace(base.sources[n], **kw) for n, kw in (sources or {}).items()}}
-    api = dataclasses.replace(base.products_api, url=url, max_retries=0)
-    return dataclasses.replace(
-        base,
-        raw_data_dir=raw,
-        staging_dir=tmp_path / "staging",
-        chunk_size=chunk_size,
-        max_field_chars=max_field_chars,
-        sources=cfgs,
-        products_api=api,
-    )
 
 
 def _write(tmp_path: Path, data: bytes, name: str = SESSIONS) -> Path:
@@ -82,7 +56,7 @@ def _jsonl(*lines: str, newline: str = "\n") -> bytes:
 
 def _sessions(tmp_path: Path, data: bytes, **kw: Any) -> ExtractManifest:
     _write(tmp_path, data)
-    return DataExtractor(_settings(tmp_path, **kw), tmp_path / "run").extract_sessions()
+    return DataExtractor(extract_settings(tmp_path, **kw), tmp_path / "run").extract_sessions()
 
 
 @pytest.fixture
@@ -101,7 +75,7 @@ def ascii_locale() -> Iterator[None]:
 
 @pytest.mark.parametrize(("source", "file"), [("user_sessions", SESSIONS), ("products", "products.json")])
 def test_a_missing_optional_json_input_is_an_empty_manifest(tmp_path: Path, source: str, file: str) -> None:
-    settings = _settings(tmp_path, sources={source: {"required": False}})
+    settings = extract_settings(tmp_path, sources={source: {"required": False}})
     ex = DataExtractor(settings, tmp_path / "run")
     m = ex.extract_sessions() if source == "user_sessions" else ex.extract_products()
     out = tmp_path / "run" / "extract" / source
@@ -122,7 +96,7 @@ def test_a_required_json_input_without_records_fails_naming_file_and_setting(
     tmp_path: Path, source: str, file: str, body: bytes
 ) -> None:
     _write(tmp_path, body, file)
-    ex = DataExtractor(_settings(tmp_path), tmp_path / "run")
+    ex = DataExtractor(extract_settings(tmp_path), tmp_path / "run")
     with pytest.raises(InputFileError) as err:
         ex.extract_sessions() if source == "user_sessions" else ex.extract_products()
     assert str(err.value) == (
@@ -140,7 +114,7 @@ def test_an_allowed_json_input_without_records_is_an_empty_manifest_with_its_dig
     out = tmp_path / "run" / "extract" / source
     out.mkdir(parents=True)
     (out / "part-00007.parquet").write_bytes(b"left by an earlier attempt")
-    ex = DataExtractor(_settings(tmp_path, sources={source: setting}), tmp_path / "run")
+    ex = DataExtractor(extract_settings(tmp_path, sources={source: setting}), tmp_path / "run")
     m = ex.extract_sessions() if source == "user_sessions" else ex.extract_products()
     digest = hashlib.sha256(body).hexdigest()
     assert m == ExtractManifest(source, file, str(out), (), 0, digest, {"empty": "no records"})
@@ -296,7 +270,7 @@ def test_an_object_in_a_scalar_session_field_is_marked_on_every_path(tmp_path: P
 
 def _products(tmp_path: Path, body: str) -> ExtractManifest:
     _write(tmp_path, body.encode(), "products.json")
-    return DataExtractor(_settings(tmp_path), tmp_path / "run").extract_products()
+    return DataExtractor(extract_settings(tmp_path), tmp_path / "run").extract_products()
 
 
 PRODUCTS = [{"id": 1, "title": "Mug", "rating": 5}, {"id": 2, "title": {"en": "Cup"}, "rating": {"rate": 4.5}}]
@@ -320,7 +294,7 @@ def test_products_from_the_api_use_the_given_session_and_the_type_contract(
     httpserver.expect_request("/products", headers={"X-Probe": "caller"}).respond_with_json(PRODUCTS)
     session = requests.Session()
     session.headers["X-Probe"] = "caller"
-    settings = _settings(tmp_path, url=httpserver.url_for("/products"))
+    settings = extract_settings(tmp_path, url=httpserver.url_for("/products"))
     m = DataExtractor(settings, tmp_path / "run").extract_products(session=session)
     rows = _rows(m.parts)
     assert [(r["id"], r["_reject_reason"], r["_reject_field"], r["_reject_detail"]) for r in rows] == PRODUCT_MARKS
@@ -333,7 +307,7 @@ def test_a_product_from_the_api_that_is_not_an_object_names_the_url_and_item(
     httpserver.expect_request("/products").respond_with_json([{"id": 1}, 3])
     url = httpserver.url_for("/products")
     with pytest.raises(InputFileError) as err:
-        DataExtractor(_settings(tmp_path, url=url + "?key=SECRET"), tmp_path / "run").extract_products()
+        DataExtractor(extract_settings(tmp_path, url=url + "?key=SECRET"), tmp_path / "run").extract_products()
     assert str(err.value) == f"{url}, line 2: expected a JSON object, found int (value: '3')"
 
 
@@ -446,7 +420,7 @@ def test_an_invalid_json_lines_record_names_line_column_and_value(tmp_path: Path
 def test_the_declared_encoding_of_a_json_source_is_honoured(tmp_path: Path, source: str) -> None:
     file = SESSIONS if source == "user_sessions" else "products.json"
     _write(tmp_path, '[{"id": 1, "session_id": "caf\u00e9"}]'.encode("cp1252"), file)
-    ex = DataExtractor(_settings(tmp_path, sources={source: {"encoding": "utf-8"}}), tmp_path / "run")
+    ex = DataExtractor(extract_settings(tmp_path, sources={source: {"encoding": "utf-8"}}), tmp_path / "run")
     with pytest.raises(InputFileError) as err:
         ex.extract_sessions() if source == "user_sessions" else ex.extract_products()
     assert str(err.value) == (
